@@ -1,0 +1,557 @@
+/*
+ * election: the rules that decide which node of the pair is active.
+ *
+ * Rule 1 (one active, ever): a standby promotes only when it is quorate
+ * (or an admin forces it), healthy, and the previous active is known gone:
+ * it handed over, it left cleanly, or our fence agent said it is off.  Two
+ * actives that meet after a split settle by epoch, the newer one staying.
+ *
+ * Rule 3 (no preemption): a node that finds an active peer stays standby;
+ * identity (primary) only breaks a tie between two standbys, that is a cold
+ * start, and decides which side of a split fences without a delay when
+ * neither was active.
+ *
+ * Fencing races: when the peer's node vanished (NODEDOWN, maybe a split),
+ * the active fences at once and a standby waits the configured delay first,
+ * so the node that is serving wins.  A peer whose tandemd died or hung
+ * while its corosync lives is fenced at once: no split is possible then,
+ * and its VIP may still be up.
+ *
+ * The file is pure: no I/O, no clock.  Timers are actions whose expiry
+ * comes back as inputs.
+ */
+#include "election.h"
+
+#include <assert.h>
+
+struct out {
+	struct election_action *a;
+	size_t n;
+	size_t max;
+};
+
+static void
+emit(struct out *o, enum election_action_type type, uint32_t node, uint64_t epoch,
+    const char *reason)
+{
+	/* ELECTION_MAX_ACTIONS bounds every path below; a bigger need is a bug. */
+	assert(o->n < o->max);
+	if (o->n >= o->max)
+		return;
+	o->a[o->n].type = type;
+	o->a[o->n].node = node;
+	o->a[o->n].epoch = epoch;
+	o->a[o->n].reason = reason;
+	o->n++;
+}
+
+void
+election_init(struct election *e, uint32_t my_id, bool my_primary, bool fencing, uint64_t epoch)
+{
+	*e = (struct election){
+		.my_id = my_id,
+		.my_primary = my_primary,
+		.fencing = fencing,
+		.role = ROLE_STANDBY,
+		.epoch = epoch,
+		.healthy = true,
+		.peer = PEER_UNKNOWN,
+		.fence = FENCE_IDLE,
+	};
+}
+
+void
+election_msg(const struct election *e, struct election_state_msg *msg)
+{
+	*msg = (struct election_state_msg){
+		.nodeid = e->my_id,
+		.role = e->role,
+		.epoch = e->epoch,
+		.seq = e->seq,
+		.healthy = e->healthy,
+		.primary = e->my_primary,
+		.leaving = e->shutting_down,
+		.handover_to = e->handover_to,
+	};
+}
+
+static bool
+peer_is_ready_standby(const struct election *e)
+{
+	return e->peer == PEER_MEMBER && e->peer_msg_valid && e->peer_msg.role == ROLE_STANDBY &&
+	       e->peer_msg.healthy && !e->peer_msg.leaving;
+}
+
+bool
+election_redundant(const struct election *e)
+{
+	if (e->role == ROLE_ACTIVE)
+		return peer_is_ready_standby(e);
+	return e->peer == PEER_MEMBER && e->peer_msg_valid && e->peer_msg.role == ROLE_ACTIVE &&
+	       e->healthy;
+}
+
+static void
+promote(struct election *e, struct out *o, const char *reason)
+{
+	uint64_t base = e->epoch;
+
+	if (e->peer_msg_valid && e->peer_msg.epoch > base)
+		base = e->peer_msg.epoch;
+	e->epoch = base + 1;
+	e->role = ROLE_ACTIVE;
+	e->handover_to = 0;
+	e->force = false;
+	emit(o, ACT_PROMOTE, e->my_id, e->epoch, reason);
+	emit(o, ACT_BROADCAST, 0, e->epoch, NULL);
+}
+
+static void
+demote(struct election *e, struct out *o, uint32_t handover_to, const char *reason)
+{
+	e->role = ROLE_STANDBY;
+	e->handover_to = handover_to;
+	emit(o, ACT_DEMOTE, e->my_id, e->epoch, reason);
+	emit(o, ACT_BROADCAST, 0, e->epoch, NULL);
+}
+
+/* Between two standbys: does this node win?  Healthy first, then data, then identity. */
+static bool
+wins_over_peer(const struct election *e)
+{
+	const struct election_state_msg *p = &e->peer_msg;
+
+	if (p->leaving || !p->healthy)
+		return true;
+	if (e->epoch != p->epoch)
+		return e->epoch > p->epoch;
+	if (e->seq != p->seq)
+		return e->seq > p->seq;
+	if (e->my_primary != p->primary)
+		return e->my_primary;
+	return e->my_id < p->nodeid;
+}
+
+/* Two actives (after a split healed): does the peer keep the role? */
+static bool
+peer_keeps_active(const struct election *e)
+{
+	const struct election_state_msg *p = &e->peer_msg;
+
+	if (e->epoch != p->epoch)
+		return p->epoch > e->epoch;
+	if (e->my_primary != p->primary)
+		return p->primary;
+	return p->nodeid < e->my_id;
+}
+
+static void
+lose_peer(struct election *e, enum loss_reason reason)
+{
+	e->peer_was_active = !e->peer_msg_valid || e->peer_msg.role == ROLE_ACTIVE;
+	e->peer_msg_valid = false;
+	if (reason == LOSS_LEAVE) {
+		e->peer = PEER_LEFT;
+	} else if (!e->fencing) {
+		/* fence = none: the admin accepted the risk; the agent says so loudly. */
+		e->peer = PEER_FENCED;
+	} else {
+		e->peer = PEER_LOST;
+	}
+	e->peer_loss = reason;
+	if (e->handover_to == e->peer_id)
+		e->handover_to = 0;
+}
+
+static void
+maybe_fence(struct election *e, struct out *o)
+{
+	bool delay;
+
+	if (e->peer != PEER_LOST || e->fence != FENCE_IDLE || e->shutting_down)
+		return;
+	/* A node that cannot serve (no carrier) must not kill the one that can. */
+	if (!e->healthy)
+		return;
+	/* wait_for_all: a lone node after boot does not fence, which breaks fence loops. */
+	if (!e->quorate && !e->force)
+		return;
+	delay = !e->force && e->peer_loss == LOSS_NODEDOWN && e->role == ROLE_STANDBY &&
+		(e->peer_was_active || !e->my_primary);
+	if (delay) {
+		e->fence = FENCE_DELAYING;
+		emit(o, ACT_ARM_FENCE_DELAY, e->peer_id, e->epoch, "peer node lost, maybe a split");
+	} else {
+		e->fence = FENCE_RUNNING;
+		emit(o, ACT_FENCE, e->peer_id, e->epoch, "peer lost");
+	}
+}
+
+/* Applies the standing rules after any input changed the state. */
+static void
+reconsider(struct election *e, struct out *o)
+{
+	bool allowed = (e->quorate || e->force) && e->healthy && !e->shutting_down;
+
+	if (e->role == ROLE_ACTIVE) {
+		if (!e->quorate && !e->force) {
+			demote(e, o, 0, "quorum lost");
+			return;
+		}
+		if (e->peer == PEER_MEMBER && e->peer_msg_valid && e->peer_msg.role == ROLE_ACTIVE &&
+		    peer_keeps_active(e)) {
+			demote(e, o, 0, "two actives met, the peer's epoch wins");
+			return;
+		}
+		maybe_fence(e, o);
+		return;
+	}
+
+	if (e->shutting_down)
+		return;
+
+	switch (e->peer) {
+	case PEER_MEMBER:
+		if (!e->peer_msg_valid || e->peer_msg.role == ROLE_ACTIVE)
+			return;
+		if (e->peer_msg.handover_to == e->my_id) {
+			if (allowed)
+				promote(e, o, "handover from peer");
+			return;
+		}
+		if (e->handover_to != 0)
+			return;
+		if (e->force && e->healthy) {
+			promote(e, o, "forced by admin");
+			return;
+		}
+		if (allowed && wins_over_peer(e))
+			promote(e, o, "both standby, this node wins");
+		return;
+	case PEER_LEFT:
+		if (allowed)
+			promote(e, o, "peer left cleanly");
+		return;
+	case PEER_FENCED:
+		if (allowed)
+			promote(e, o, e->fencing ? "peer fenced" : "peer lost, fencing disabled");
+		return;
+	case PEER_LOST:
+		maybe_fence(e, o);
+		return;
+	case PEER_UNKNOWN:
+		return;
+	}
+}
+
+static void
+on_membership(struct election *e, const struct election_input *in, struct out *o)
+{
+	if (in->u.membership.peer_id != 0)
+		e->peer_id = in->u.membership.peer_id;
+	e->peer_node_up = in->u.membership.peer_node_up;
+
+	if (in->u.membership.peer_member) {
+		if (e->peer != PEER_MEMBER) {
+			e->peer = PEER_MEMBER;
+			e->peer_msg_valid = false;
+			e->peer_loss = LOSS_NONE;
+			if (e->fence == FENCE_DELAYING || e->fence == FENCE_FAILED)
+				e->fence = FENCE_IDLE;
+			emit(o, ACT_BROADCAST, 0, e->epoch, NULL);
+		}
+		return;
+	}
+
+	switch (e->peer) {
+	case PEER_MEMBER:
+		lose_peer(e, in->u.membership.reason);
+		return;
+	case PEER_UNKNOWN:
+		if (!e->peer_node_up) {
+			lose_peer(e, LOSS_NODEDOWN);
+		} else if (!e->grace_armed) {
+			/* Its corosync runs; its tandemd may just be starting. */
+			e->grace_armed = true;
+			emit(o, ACT_ARM_GRACE, e->peer_id, e->epoch, NULL);
+		}
+		return;
+	case PEER_LEFT:
+	case PEER_LOST:
+	case PEER_FENCED:
+		return;
+	}
+}
+
+static void
+on_peer_state(struct election *e, const struct election_state_msg *m, struct out *o)
+{
+	if (e->peer != PEER_MEMBER || m->nodeid == e->my_id)
+		return;
+	e->peer_id = m->nodeid;
+	e->peer_msg = *m;
+	e->peer_msg_valid = true;
+	if (m->role == ROLE_ACTIVE && e->role == ROLE_STANDBY && m->epoch > e->epoch) {
+		e->epoch = m->epoch;
+		emit(o, ACT_SAVE_EPOCH, m->nodeid, e->epoch, NULL);
+	}
+	if (e->handover_to != 0 && e->handover_to == m->nodeid &&
+	    (m->role == ROLE_ACTIVE || !m->healthy || m->leaving))
+		e->handover_to = 0;
+}
+
+static void
+on_health(struct election *e, bool healthy, struct out *o)
+{
+	if (e->healthy == healthy)
+		return;
+	e->healthy = healthy;
+	if (!healthy && e->role == ROLE_ACTIVE && peer_is_ready_standby(e)) {
+		demote(e, o, e->peer_id, "VIP interface lost carrier, handing over");
+		return;
+	}
+	emit(o, ACT_BROADCAST, 0, e->epoch, NULL);
+}
+
+static void
+refuse(struct out *o, const char *reason)
+{
+	emit(o, ACT_SWITCHOVER_REFUSED, 0, 0, reason);
+}
+
+static void
+on_switchover(struct election *e, uint32_t to, bool force, struct out *o)
+{
+	uint32_t target = to;
+
+	if (target == 0)
+		target = e->role == ROLE_ACTIVE ? e->peer_id : e->my_id;
+	if (target == 0 || (target != e->my_id && target != e->peer_id)) {
+		refuse(o, "no such node in the pair");
+		return;
+	}
+	if (e->shutting_down) {
+		refuse(o, "this node is shutting down");
+		return;
+	}
+
+	if (e->role == ROLE_ACTIVE) {
+		if (target == e->my_id) {
+			emit(o, ACT_SWITCHOVER_ACCEPTED, target, e->epoch, "already active");
+			return;
+		}
+		if (e->peer != PEER_MEMBER || !e->peer_msg_valid) {
+			refuse(o, "the peer is not a member of the pair");
+			return;
+		}
+		if (e->peer_msg.leaving) {
+			refuse(o, "the peer is shutting down");
+			return;
+		}
+		if (!force && !e->peer_msg.healthy) {
+			refuse(o, "the peer is not healthy (its VIP interface has no carrier)");
+			return;
+		}
+		if (!force && e->peer_msg.seq < e->seq) {
+			refuse(o, "the peer is not in sync");
+			return;
+		}
+		demote(e, o, target, "switchover");
+		emit(o, ACT_SWITCHOVER_ACCEPTED, target, e->epoch, NULL);
+		return;
+	}
+
+	if (target == e->peer_id) {
+		if (e->peer == PEER_MEMBER && e->peer_msg_valid && e->peer_msg.role == ROLE_ACTIVE) {
+			emit(o, ACT_SWITCHOVER_ACCEPTED, target, e->epoch, "already active");
+			return;
+		}
+		refuse(o, "the peer is not active and cannot be made active from here");
+		return;
+	}
+
+	/* This standby wants the role. */
+	if (!e->healthy && !force) {
+		refuse(o, "this node is not healthy (its VIP interface has no carrier)");
+		return;
+	}
+	if (e->peer == PEER_MEMBER && e->peer_msg_valid && e->peer_msg.role == ROLE_ACTIVE) {
+		emit(o, ACT_RELAY_SWITCHOVER, e->my_id, e->epoch, NULL);
+		emit(o, ACT_SWITCHOVER_ACCEPTED, target, e->epoch, NULL);
+		return;
+	}
+	if (!force) {
+		if (e->peer != PEER_MEMBER)
+			refuse(o, "the peer is not a member; make sure it is down, then use --force");
+		else if (!e->quorate)
+			refuse(o, "no quorum; make sure the peer is down, then use --force");
+		else
+			refuse(o, "the peer is not ready yet; try again");
+		return;
+	}
+	e->force = true;
+	if (e->peer == PEER_UNKNOWN)
+		lose_peer(e, LOSS_NODEDOWN);
+	if (e->fence == FENCE_DELAYING)
+		e->fence = FENCE_IDLE;
+	emit(o, ACT_SWITCHOVER_ACCEPTED, target, e->epoch, "forced");
+}
+
+static void
+on_shutdown(struct election *e, struct out *o)
+{
+	if (e->shutting_down)
+		return;
+	e->shutting_down = true;
+	if (e->role == ROLE_ACTIVE) {
+		/* Demote before leaving: a clean leave promises the VIP is gone. */
+		demote(e, o, peer_is_ready_standby(e) ? e->peer_id : 0, "shutdown");
+	} else {
+		emit(o, ACT_BROADCAST, 0, e->epoch, NULL);
+	}
+	emit(o, ACT_EXIT, 0, e->epoch, NULL);
+}
+
+size_t
+election_step(struct election *e, const struct election_input *in, struct election_action *out,
+    size_t max)
+{
+	struct out o = {.a = out, .n = 0, .max = max};
+
+	switch (in->type) {
+	case IN_MEMBERSHIP:
+		on_membership(e, in, &o);
+		break;
+	case IN_QUORUM:
+		e->quorate = in->u.quorate;
+		break;
+	case IN_PEER_STATE:
+		on_peer_state(e, &in->u.peer, &o);
+		break;
+	case IN_HEALTH:
+		on_health(e, in->u.healthy, &o);
+		break;
+	case IN_PEER_HUNG:
+		if (e->peer == PEER_MEMBER)
+			lose_peer(e, LOSS_HUNG);
+		break;
+	case IN_GRACE_OVER:
+		if (e->peer == PEER_UNKNOWN && e->peer_node_up)
+			lose_peer(e, LOSS_PROCDOWN);
+		break;
+	case IN_FENCE_DELAY_OVER:
+		if (e->fence == FENCE_DELAYING) {
+			e->fence = FENCE_IDLE;
+			if (e->peer == PEER_LOST && e->healthy) {
+				e->fence = FENCE_RUNNING;
+				emit(&o, ACT_FENCE, e->peer_id, e->epoch, "fence delay over");
+			}
+		}
+		break;
+	case IN_FENCE_RESULT:
+		if (e->fence != FENCE_RUNNING)
+			break;
+		if (in->u.fence_ok) {
+			e->fence = FENCE_IDLE;
+			if (e->peer == PEER_LOST)
+				e->peer = PEER_FENCED;
+		} else {
+			e->fence = FENCE_FAILED;
+			emit(&o, ACT_ARM_FENCE_RETRY, e->peer_id, e->epoch, NULL);
+		}
+		break;
+	case IN_FENCE_RETRY:
+		if (e->fence != FENCE_FAILED)
+			break;
+		e->fence = FENCE_IDLE;
+		if (e->peer == PEER_LOST && e->healthy && (e->quorate || e->force)) {
+			e->fence = FENCE_RUNNING;
+			emit(&o, ACT_FENCE, e->peer_id, e->epoch, "retrying a failed fence");
+		}
+		break;
+	case IN_SWITCHOVER:
+		on_switchover(e, in->u.switchover.to, in->u.switchover.force, &o);
+		break;
+	case IN_SHUTDOWN:
+		on_shutdown(e, &o);
+		return o.n;
+	case IN_COROSYNC_LOST:
+		e->quorate = false;
+		e->force = false;
+		if (e->peer == PEER_MEMBER)
+			e->peer = PEER_UNKNOWN;
+		e->peer_msg_valid = false;
+		e->grace_armed = false;
+		if (e->fence == FENCE_DELAYING)
+			e->fence = FENCE_IDLE;
+		if (e->role == ROLE_ACTIVE) {
+			demote(e, &o, 0, "lost the connection to corosync");
+			return o.n;
+		}
+		break;
+	}
+	reconsider(e, &o);
+	return o.n;
+}
+
+const char *
+election_role_name(enum election_role role)
+{
+	switch (role) {
+	case ROLE_STANDBY:
+		return "standby";
+	case ROLE_ACTIVE:
+		return "active";
+	}
+	return "?";
+}
+
+const char *
+election_peer_name(enum peer_status status)
+{
+	switch (status) {
+	case PEER_UNKNOWN:
+		return "unknown";
+	case PEER_MEMBER:
+		return "member";
+	case PEER_LEFT:
+		return "left";
+	case PEER_LOST:
+		return "lost";
+	case PEER_FENCED:
+		return "fenced";
+	}
+	return "?";
+}
+
+const char *
+election_action_name(enum election_action_type type)
+{
+	switch (type) {
+	case ACT_PROMOTE:
+		return "promote";
+	case ACT_DEMOTE:
+		return "demote";
+	case ACT_BROADCAST:
+		return "broadcast";
+	case ACT_SAVE_EPOCH:
+		return "save-epoch";
+	case ACT_FENCE:
+		return "fence";
+	case ACT_ARM_FENCE_DELAY:
+		return "arm-fence-delay";
+	case ACT_ARM_FENCE_RETRY:
+		return "arm-fence-retry";
+	case ACT_ARM_GRACE:
+		return "arm-grace";
+	case ACT_RELAY_SWITCHOVER:
+		return "relay-switchover";
+	case ACT_SWITCHOVER_ACCEPTED:
+		return "switchover-accepted";
+	case ACT_SWITCHOVER_REFUSED:
+		return "switchover-refused";
+	case ACT_EXIT:
+		return "exit";
+	}
+	return "?";
+}
