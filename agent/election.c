@@ -49,14 +49,14 @@ void
 election_init(struct election *e, uint32_t my_id, bool my_primary, bool fencing, uint64_t epoch)
 {
 	*e = (struct election){
-		.my_id = my_id,
-		.my_primary = my_primary,
-		.fencing = fencing,
-		.role = ROLE_STANDBY,
-		.epoch = epoch,
-		.healthy = true,
-		.peer = PEER_UNKNOWN,
-		.fence = FENCE_IDLE,
+	    .my_id = my_id,
+	    .my_primary = my_primary,
+	    .fencing = fencing,
+	    .role = ROLE_STANDBY,
+	    .epoch = epoch,
+	    .healthy = true,
+	    .peer = PEER_UNKNOWN,
+	    .fence = FENCE_IDLE,
 	};
 }
 
@@ -64,14 +64,14 @@ void
 election_msg(const struct election *e, struct election_state_msg *msg)
 {
 	*msg = (struct election_state_msg){
-		.nodeid = e->my_id,
-		.role = e->role,
-		.epoch = e->epoch,
-		.seq = e->seq,
-		.healthy = e->healthy,
-		.primary = e->my_primary,
-		.leaving = e->shutting_down,
-		.handover_to = e->handover_to,
+	    .nodeid = e->my_id,
+	    .role = e->role,
+	    .epoch = e->epoch,
+	    .seq = e->seq,
+	    .healthy = e->healthy,
+	    .primary = e->my_primary,
+	    .leaving = e->shutting_down,
+	    .handover_to = e->handover_to,
 	};
 }
 
@@ -177,7 +177,7 @@ maybe_fence(struct election *e, struct out *o)
 	if (!e->quorate && !e->force)
 		return;
 	delay = !e->force && e->peer_loss == LOSS_NODEDOWN && e->role == ROLE_STANDBY &&
-		(e->peer_was_active || !e->my_primary);
+	        (e->peer_was_active || !e->my_primary);
 	if (delay) {
 		e->fence = FENCE_DELAYING;
 		emit(o, ACT_ARM_FENCE_DELAY, e->peer_id, e->epoch, "peer node lost, maybe a split");
@@ -198,8 +198,8 @@ reconsider(struct election *e, struct out *o)
 			demote(e, o, 0, "quorum lost");
 			return;
 		}
-		if (e->peer == PEER_MEMBER && e->peer_msg_valid && e->peer_msg.role == ROLE_ACTIVE &&
-		    peer_keeps_active(e)) {
+		if (e->peer == PEER_MEMBER && e->peer_msg_valid &&
+		    e->peer_msg.role == ROLE_ACTIVE && peer_keeps_active(e)) {
 			demote(e, o, 0, "two actives met, the peer's epoch wins");
 			return;
 		}
@@ -362,7 +362,8 @@ on_switchover(struct election *e, uint32_t to, bool force, struct out *o)
 	}
 
 	if (target == e->peer_id) {
-		if (e->peer == PEER_MEMBER && e->peer_msg_valid && e->peer_msg.role == ROLE_ACTIVE) {
+		if (e->peer == PEER_MEMBER && e->peer_msg_valid &&
+		    e->peer_msg.role == ROLE_ACTIVE) {
 			emit(o, ACT_SWITCHOVER_ACCEPTED, target, e->epoch, "already active");
 			return;
 		}
@@ -382,7 +383,8 @@ on_switchover(struct election *e, uint32_t to, bool force, struct out *o)
 	}
 	if (!force) {
 		if (e->peer != PEER_MEMBER)
-			refuse(o, "the peer is not a member; make sure it is down, then use --force");
+			refuse(
+			    o, "the peer is not a member; make sure it is down, then use --force");
 		else if (!e->quorate)
 			refuse(o, "no quorum; make sure the peer is down, then use --force");
 		else
@@ -413,8 +415,8 @@ on_shutdown(struct election *e, struct out *o)
 }
 
 size_t
-election_step(struct election *e, const struct election_input *in, struct election_action *out,
-    size_t max)
+election_step(
+    struct election *e, const struct election_input *in, struct election_action *out, size_t max)
 {
 	struct out o = {.a = out, .n = 0, .max = max};
 

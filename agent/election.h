@@ -182,16 +182,16 @@ struct election_action {
  * unknown (assumed healthy), peer unknown, not quorate.  fencing=false
  * means "fence = none": lost peers count as fenced at once.
  */
-void election_init(struct election *e, uint32_t my_id, bool my_primary, bool fencing,
-    uint64_t epoch);
+void election_init(
+    struct election *e, uint32_t my_id, bool my_primary, bool fencing, uint64_t epoch);
 
 /*
  * Applies one input.  Writes at most max actions to out and returns how
  * many; actions must be carried out in order.  Never fails: inputs that
  * make no sense in the current state are ignored.
  */
-size_t election_step(struct election *e, const struct election_input *in,
-    struct election_action *out, size_t max);
+size_t election_step(
+    struct election *e, const struct election_input *in, struct election_action *out, size_t max);
 
 /* Fills msg with the state this node announces. */
 void election_msg(const struct election *e, struct election_state_msg *msg);
