@@ -101,7 +101,8 @@ promote(struct election *e, struct out *o, const char *reason)
 	e->epoch = base + 1;
 	e->role = ROLE_ACTIVE;
 	e->handover_to = 0;
-	e->force = false;
+	/* A handover asked of us is done: a later message may not replay it. */
+	e->peer_msg.handover_to = 0;
 	emit(o, ACT_PROMOTE, e->my_id, e->epoch, reason);
 	emit(o, ACT_BROADCAST, 0, e->epoch, NULL);
 }
@@ -111,6 +112,8 @@ demote(struct election *e, struct out *o, uint32_t handover_to, const char *reas
 {
 	e->role = ROLE_STANDBY;
 	e->handover_to = handover_to;
+	/* An admin's --force covers one promotion, and the active it made. */
+	e->force = false;
 	emit(o, ACT_DEMOTE, e->my_id, e->epoch, reason);
 	emit(o, ACT_BROADCAST, 0, e->epoch, NULL);
 }
@@ -201,6 +204,16 @@ reconsider(struct election *e, struct out *o)
 		if (e->peer == PEER_MEMBER && e->peer_msg_valid &&
 		    e->peer_msg.role == ROLE_ACTIVE && peer_keeps_active(e)) {
 			demote(e, o, 0, "two actives met, the peer's epoch wins");
+			/* Adopt the winner's epoch, so our next promotion rises above it. */
+			if (e->peer_msg.epoch > e->epoch) {
+				e->epoch = e->peer_msg.epoch;
+				emit(o, ACT_SAVE_EPOCH, e->peer_msg.nodeid, e->epoch, NULL);
+			}
+			return;
+		}
+		/* Without carrier we serve no one: a standby that can takes over. */
+		if (!e->healthy && peer_is_ready_standby(e)) {
+			demote(e, o, e->peer_id, "VIP interface has no carrier, handing over");
 			return;
 		}
 		maybe_fence(e, o);
@@ -298,6 +311,13 @@ on_peer_state(struct election *e, const struct election_state_msg *m, struct out
 	if (e->handover_to != 0 && e->handover_to == m->nodeid &&
 	    (m->role == ROLE_ACTIVE || !m->healthy || m->leaving))
 		e->handover_to = 0;
+	/*
+	 * A handover we cannot take (no carrier) gets an answer: our state
+	 * tells the node that demoted to take the role back, instead of the
+	 * pair staying without an active.
+	 */
+	if (m->handover_to == e->my_id && e->role == ROLE_STANDBY && !e->healthy)
+		emit(o, ACT_BROADCAST, 0, e->epoch, NULL);
 }
 
 static void
@@ -426,6 +446,9 @@ election_step(
 		break;
 	case IN_QUORUM:
 		e->quorate = in->u.quorate;
+		/* Quorate, the node needs no admin override any more. */
+		if (e->quorate)
+			e->force = false;
 		break;
 	case IN_PEER_STATE:
 		on_peer_state(e, &in->u.peer, &o);
