@@ -11,9 +11,10 @@
  * start, and decides which side of a split fences without a delay when
  * neither was active.
  *
- * Fencing races: when the peer's node vanished (NODEDOWN, maybe a split),
- * the active fences at once and a standby waits the configured delay first,
- * so the node that is serving wins.  A peer whose tandemd died or hung
+ * Fencing races: when the peer's node vanished (NODEDOWN, maybe a split)
+ * or went silent (HUNG: a split looks the same until corosync declares
+ * it), the active fences at once and a standby waits the configured delay
+ * first, so the node that is serving wins.  A peer whose tandemd died
  * while its corosync lives is fenced at once: no split is possible then,
  * and its VIP may still be up.
  *
@@ -179,11 +180,18 @@ maybe_fence(struct election *e, struct out *o)
 	/* wait_for_all: a lone node after boot does not fence, which breaks fence loops. */
 	if (!e->quorate && !e->force)
 		return;
-	delay = !e->force && e->peer_loss == LOSS_NODEDOWN && e->role == ROLE_STANDBY &&
-	        (e->peer_was_active || !e->my_primary);
+	/*
+	 * A silent peer (hung) may as well be on the far side of a split that
+	 * corosync has not declared yet: its heartbeat stops long before the
+	 * token times out.  So it gets the standby's delay too.
+	 */
+	delay = !e->force && (e->peer_loss == LOSS_NODEDOWN || e->peer_loss == LOSS_HUNG) &&
+	        e->role == ROLE_STANDBY && (e->peer_was_active || !e->my_primary);
 	if (delay) {
 		e->fence = FENCE_DELAYING;
-		emit(o, ACT_ARM_FENCE_DELAY, e->peer_id, e->epoch, "peer node lost, maybe a split");
+		emit(o, ACT_ARM_FENCE_DELAY, e->peer_id, e->epoch,
+		    e->peer_loss == LOSS_HUNG ? "peer silent, maybe a split"
+		                              : "peer node lost, maybe a split");
 	} else {
 		e->fence = FENCE_RUNNING;
 		emit(o, ACT_FENCE, e->peer_id, e->epoch, "peer lost");
