@@ -1,0 +1,69 @@
+#!/bin/bash
+# bad-config.sh - a wrong tandem.conf: one line naming the key, exit 1, and
+# tandemd does not start or touch anything (a stale VIP stays, no socket).
+set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lab_scenario bad-config tbc-
+
+ns=${TANDEM_LAB_PREFIX}node
+tmp=$(mktemp -d)
+bad_cleanup()
+{
+	ip netns del "$ns" 2>/dev/null
+	rm -rf "$tmp"
+	lab_cleanup
+}
+trap bad_cleanup EXIT
+{
+	ip netns add "$ns" &&
+		ip -n "$ns" link add eth0 type veth peer name eth1 &&
+		ip -n "$ns" link set eth0 up &&
+		ip -n "$ns" addr add 192.0.2.50/24 dev eth0
+} || {
+	echo "Bail out! cannot set up the network namespace $ns"
+	exit 1
+}
+
+good()
+{
+	cat <<-EOF2
+		[tandem]
+		state_dir = $tmp/state
+		[vip]
+		address = 192.0.2.50/24
+		interface = eth0
+		[fence]
+		agent = none
+	EOF2
+}
+
+# bad NAME KEYTEXT SED - apply SED to the good config; tandemd must refuse it.
+bad()
+{
+	local name=$1 key=$2 expr=$3 err rc=0
+	good | sed "$expr" >"$tmp/$name.conf"
+	err=$(ip netns exec "$ns" timeout 10 "$TANDEM_BUILD/agent/tandemd" -f -c "$tmp/$name.conf" 2>&1 >/dev/null) || rc=$?
+	if ((rc == 1)) && [[ $err == *"$key"* && $err != *$'\n'* ]]; then
+		ok "$name: exit 1, one line naming $key"
+	else
+		fail "$name: exit $rc, stderr '$err'"
+	fi
+}
+
+bad lifetime "lifetime" '/interface/a lifetime = 1s'
+bad address "address" 's|192.0.2.50/24|192.0.2.500/24|'
+bad duration "heartbeat_interval" '/state_dir/a heartbeat_interval = 100'
+bad unknown-key "colour" '/state_dir/a colour = blue'
+bad no-fence "agent" '/agent = none/d'
+bad log-level "log_level" '/state_dir/a log_level = loud'
+check_rc 1 "a missing config file is refused" \
+	ip netns exec "$ns" "$TANDEM_BUILD/agent/tandemd" -f -c "$tmp/nonexistent.conf"
+check_rc 2 "an unknown option is refused" "$TANDEM_BUILD/agent/tandemd" --bogus
+check "the stale VIP is untouched: nothing started" \
+	bash -c 'ip -n "$1" -o addr show dev eth0 | grep -q " 192.0.2.50/"' _ "$ns"
+check "no state dir was created" test ! -e "$tmp/state"
+
+good >"$tmp/good.conf"
+check "tandemd -t accepts the good config and prints it in full" \
+	bash -c '"$1" -t -c "$2" | grep -q "^announce_count = "' _ "$TANDEM_BUILD/agent/tandemd" "$tmp/good.conf"
+lab_done
