@@ -72,8 +72,8 @@ struct cluster_info {
 	size_t msg_len;
 };
 
-typedef void (*cluster_event_fn)(enum cluster_event event, const struct cluster_info *info,
-    void *data);
+typedef void (*cluster_event_fn)(
+    enum cluster_event event, const struct cluster_info *info, void *data);
 
 /*
  * Connects to corosync (cmap, votequorum, cpg), reads the nodelist, joins

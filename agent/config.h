@@ -31,26 +31,27 @@ struct config_fence_node {
 
 struct config {
 	/* [tandem] */
-	char *state_dir;		/* default /var/lib/tandem */
-	int log_level;			/* syslog priority, default LOG_INFO */
-	char *primary;			/* node name of the primary identity; NULL: none */
-	unsigned int heartbeat_interval_ms;	/* default 100 */
-	unsigned int heartbeat_timeout_ms;	/* default 1000; > 2 * interval */
-	unsigned int startup_grace_ms;	/* default 10000: wait for a peer tandemd whose corosync runs */
+	char *state_dir;                    /* default /var/lib/tandem */
+	int log_level;                      /* syslog priority, default LOG_INFO */
+	char *primary;                      /* node name of the primary identity; NULL: none */
+	unsigned int heartbeat_interval_ms; /* default 100 */
+	unsigned int heartbeat_timeout_ms;  /* default 1000; > 2 * interval */
+	unsigned int
+	    startup_grace_ms; /* default 10000: wait for a peer tandemd whose corosync runs */
 
 	/* [vip] (address required) */
-	char *vip_address;		/* "192.0.2.50/24" or "2001:db8::50/64" */
-	char *vip_interface;		/* required */
-	unsigned int announce_count;	/* default 5 */
-	unsigned int announce_interval_ms;	/* default 1000 */
-	unsigned int vip_lifetime_s;	/* default 30, >= 3 */
+	char *vip_address;                 /* "192.0.2.50/24" or "2001:db8::50/64" */
+	char *vip_interface;               /* required */
+	unsigned int announce_count;       /* default 5 */
+	unsigned int announce_interval_ms; /* default 1000 */
+	unsigned int vip_lifetime_s;       /* default 30, >= 3 */
 
 	/* [fence] (agent required: a path or name, or "none") */
-	char *fence_agent;		/* NULL when agent = none */
-	unsigned int fence_timeout_ms;	/* default 60000 */
-	unsigned int fence_retries;	/* default 2: attempts after the first in one run */
-	unsigned int fence_retry_interval_ms;	/* default 5000: also between failed runs */
-	unsigned int fence_delay_ms;	/* default 5000: the standby's delay in a possible split */
+	char *fence_agent;                    /* NULL when agent = none */
+	unsigned int fence_timeout_ms;        /* default 60000 */
+	unsigned int fence_retries;           /* default 2: attempts after the first in one run */
+	unsigned int fence_retry_interval_ms; /* default 5000: also between failed runs */
+	unsigned int fence_delay_ms; /* default 5000: the standby's delay in a possible split */
 	struct config_fence_node fence_nodes[CONFIG_MAX_FENCE_NODES];
 	unsigned int n_fence_nodes;
 };

@@ -11,6 +11,7 @@
 #define TANDEM_CONTROL_H
 
 #include <jansson.h>
+
 #include <qb/qbloop.h>
 
 struct control;
@@ -29,8 +30,8 @@ typedef void (*control_request_fn)(struct control_request *req, json_t *request,
  * Creates the IPC service name on loop (libqb's loop adaptor).  Returns
  * NULL with errno set (EADDRINUSE when another tandemd serves name).
  */
-struct control *control_new(qb_loop_t *loop, const char *name, control_request_fn on_request,
-    void *data);
+struct control *control_new(
+    qb_loop_t *loop, const char *name, control_request_fn on_request, void *data);
 
 /*
  * Destroys the service; pending requests are dropped (their clients see
