@@ -882,6 +882,7 @@ on_request(struct control_request *req, json_t *request, void *data)
 	struct agent *a = data;
 	const char *cmd = json_string_value(json_object_get(request, "command"));
 
+	qb_log(LOG_DEBUG, "tandemctl request: %s", cmd);
 	if (strcmp(cmd, "status") == 0)
 		control_reply(req, status_json(a));
 	else if (strcmp(cmd, "failover") == 0)

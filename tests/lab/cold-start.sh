@@ -30,6 +30,19 @@ check "text status names the node and its state" \
 	eventually 3 bash -c '"$1" exec n1 tandemctl status | grep -q "active"' _ "$LABCTL"
 check "one promotion logged with its epoch" log_has n1 "promoted to active (epoch 1)"
 
+# The VIP removed from outside while n1 is active comes back at once.
+"$LABCTL" exec n1 ip addr del "$VIP/24" dev eth0
+check "n1 adds back a VIP removed from outside" eventually 5 log_has n1 "from outside; added it back"
+check_serving n1
+
+# The log level changes at run time.
+check "log-level shows the configured level" \
+	bash -c '[[ $("$1" exec n1 tandemctl log-level) == *info* ]]' _ "$LABCTL"
+check "log-level debug is accepted" tctl n1 log-level debug
+check "debug lines appear in the log" eventually 5 log_has n1 " debug "
+check_rc 2 "an unknown log level is refused" tctl n1 log-level loud
+check "log-level back to info" tctl n1 log-level info
+
 # A lone node after a cold start: power both off, start n1 only.
 "$LABCTL" crash n1
 "$LABCTL" crash n2

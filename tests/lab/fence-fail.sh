@@ -20,6 +20,8 @@ check "status gives the agent's reason" \
 check "status warns in text" \
 	bash -c '"$1" exec n2 tandemctl status | grep -q "WARNING: fencing n1 failed"' _ "$LABCTL"
 check "the log says it stays standby and retries" log_has n2 "stays standby; retrying"
+check "n1's VIP expires by itself within its 6 s lifetime (no peer needed)" \
+	eventually 10 bash -c '! "$1" vip-holders | grep -qx n1' _ "$LABCTL"
 check "n2 retried" bash -c '(( $("$1" logs n2 | grep -c "fencing n1 failed") >= 2 ))' _ "$LABCTL"
 
 rm -f "$TANDEM_LAB_DIR/fence-fail"
