@@ -75,6 +75,8 @@
 
 struct queued {
 	size_t len;
+	/* A snapshot of our state: a newer one replaces it while queued. */
+	bool snapshot;
 	unsigned char data[];
 };
 
@@ -965,8 +967,29 @@ cluster_leave(struct cluster *c)
 	return r;
 }
 
-int
-cluster_send(struct cluster *c, const void *msg, size_t len)
+/* Drops every queued snapshot, keeping the order of the rest. */
+static void
+queue_drop_snapshots(struct cluster *c)
+{
+	struct queued *keep[CLUSTER_QUEUE_MAX];
+	unsigned int n = 0, i;
+
+	for (i = 0; i < c->queue_len; i++) {
+		struct queued *q = c->queue[(c->queue_head + i) % CLUSTER_QUEUE_MAX];
+
+		if (q->snapshot)
+			free(q);
+		else
+			keep[n++] = q;
+	}
+	for (i = 0; i < CLUSTER_QUEUE_MAX; i++)
+		c->queue[i] = i < n ? keep[i] : NULL;
+	c->queue_head = 0;
+	c->queue_len = n;
+}
+
+static int
+send_or_queue(struct cluster *c, const void *msg, size_t len, bool snapshot)
 {
 	struct queued *q;
 	cs_error_t rc;
@@ -984,12 +1007,20 @@ cluster_send(struct cluster *c, const void *msg, size_t len)
 		if (!cs_retry(rc))
 			return -cs_to_errno(rc);
 	}
+	/*
+	 * A snapshot held back while corosync was busy is stale by now; the
+	 * peer must never get it after a newer one (a returning node would
+	 * act on a state its peer left long ago).
+	 */
+	if (snapshot)
+		queue_drop_snapshots(c);
 	if (c->queue_len == CLUSTER_QUEUE_MAX)
 		return -ENOBUFS;
 	q = malloc(sizeof(*q) + len);
 	if (q == NULL)
 		return -ENOMEM;
 	q->len = len;
+	q->snapshot = snapshot;
 	memcpy(q->data, msg, len);
 	if (c->queue_len == 0)
 		qb_log(LOG_DEBUG, "cluster: %s", "corosync busy, queueing messages");
@@ -997,6 +1028,18 @@ cluster_send(struct cluster *c, const void *msg, size_t len)
 	c->queue_len++;
 	timer_arm(c);
 	return 0;
+}
+
+int
+cluster_send(struct cluster *c, const void *msg, size_t len)
+{
+	return send_or_queue(c, msg, len, false);
+}
+
+int
+cluster_send_snapshot(struct cluster *c, const void *msg, size_t len)
+{
+	return send_or_queue(c, msg, len, true);
 }
 
 const struct cluster_node *

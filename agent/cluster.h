@@ -110,6 +110,13 @@ int cluster_leave(struct cluster *c);
  */
 int cluster_send(struct cluster *c, const void *msg, size_t len);
 
+/*
+ * Like cluster_send, for a message that states our whole current state:
+ * if corosync is busy, any such message still queued is dropped first, so
+ * the peer never receives an older state after a newer one was made.
+ */
+int cluster_send_snapshot(struct cluster *c, const void *msg, size_t len);
+
 const struct cluster_node *cluster_self(const struct cluster *c);
 const struct cluster_node *cluster_peer(const struct cluster *c);
 /* The node with that name, or NULL. */

@@ -234,7 +234,7 @@ broadcast(struct agent *a)
 	election_msg(&a->el, &m.state);
 	len = message_encode(&m, buf, sizeof(buf));
 	assert(len > 0);
-	rc = cluster_send(a->cluster, buf, (size_t)len);
+	rc = cluster_send_snapshot(a->cluster, buf, (size_t)len);
 	if (rc < 0)
 		qb_log(
 		    LOG_WARNING, "cannot send our state to the peer: %s, ignoring", strerror(-rc));
