@@ -163,6 +163,7 @@ lose_peer(struct election *e, enum loss_reason reason)
 		e->peer = PEER_LOST;
 	}
 	e->peer_loss = reason;
+	e->peer_lost_unquorate = false;
 	if (e->handover_to == e->peer_id)
 		e->handover_to = 0;
 }
@@ -290,7 +291,9 @@ on_membership(struct election *e, const struct election_input *in, struct out *o
 		return;
 	case PEER_UNKNOWN:
 		if (!e->peer_node_up) {
+			/* Never seen since we started: a lone boot, or the peer is down. */
 			lose_peer(e, LOSS_NODEDOWN);
+			e->peer_lost_unquorate = !e->quorate;
 		} else if (!e->grace_armed) {
 			/* Its corosync runs; its tandemd may just be starting. */
 			e->grace_armed = true;
@@ -453,6 +456,25 @@ election_step(
 		on_membership(e, in, &o);
 		break;
 	case IN_QUORUM:
+		/*
+		 * wait_for_all: a node that booted alone becomes quorate only once
+		 * corosync has seen its peer's node.  A loss recorded before that
+		 * is obsolete (the peer's node is up, or was a moment ago), and
+		 * votequorum may say so before the membership does: wait for the
+		 * peer's tandemd as at any start instead of fencing a node that is
+		 * just coming back.
+		 */
+		if (in->u.quorate && !e->quorate && e->peer == PEER_LOST &&
+		    e->peer_loss == LOSS_NODEDOWN && e->peer_lost_unquorate &&
+		    e->fence == FENCE_IDLE) {
+			e->peer = PEER_UNKNOWN;
+			e->peer_loss = LOSS_NONE;
+			e->peer_node_up = true;
+			if (!e->grace_armed) {
+				e->grace_armed = true;
+				emit(&o, ACT_ARM_GRACE, e->peer_id, e->epoch, NULL);
+			}
+		}
 		e->quorate = in->u.quorate;
 		/* Quorate, the node needs no admin override any more. */
 		if (e->quorate)

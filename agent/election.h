@@ -95,6 +95,8 @@ struct election {
 	struct election_state_msg peer_msg;
 	/* True when the peer was active (or may have been) when we lost it. */
 	bool peer_was_active;
+	/* The peer was never seen since we started, and we were not quorate then (a lone boot). */
+	bool peer_lost_unquorate;
 	/* The startup grace for a peer whose node is up but whose tandemd is not. */
 	bool grace_armed;
 	bool grace_over;

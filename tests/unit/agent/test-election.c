@@ -602,10 +602,29 @@ test_lone_node_waits_for_all(void **state)
 	assert_int_equal(role_of(&e), ROLE_STANDBY);
 	assert_false(election_redundant(&e));
 	/*
-	 * Quorate (the peer's vote was seen, then it went): the peer may have
-	 * been active, so even the primary waits the delay, fences, promotes.
+	 * Quorate: corosync has seen the peer's node, maybe before the
+	 * membership says so.  The boot-time loss is obsolete: wait for its
+	 * tandemd (the startup grace), do not fence a node coming back.
 	 */
-	check_step(&e, in_quorum(true), "arm-fence-delay:2:4");
+	check_step(&e, in_quorum(true), "arm-grace:2:4");
+	check_step(&e, in_plain(IN_FENCE_DELAY_OVER), "");
+	/* Its tandemd joins: no fence, the pair forms. */
+	check_step(&e, in_join(N2), "broadcast:0:4");
+	assert_int_equal(e.peer, PEER_MEMBER);
+}
+
+/* The peer's node was seen, then went again: after the grace it is fenced. */
+static void
+test_lone_node_quorate_peer_gone_again(void **state)
+{
+	struct election e;
+
+	(void)state;
+	lone_boot(&e, N1, true, true, 4);
+	check_step(&e, in_quorum(true), "arm-grace:2:4");
+	/* Gone again: it may have been active, so even the primary waits the delay. */
+	check_step(&e, in_gone(N2, LOSS_NODEDOWN), "arm-fence-delay:2:4");
+	check_step(&e, in_plain(IN_GRACE_OVER), "");
 	check_step(&e, in_plain(IN_FENCE_DELAY_OVER), "fence:2:4");
 	check_step(&e, in_fence(true), "promote:1:5 broadcast:0:5");
 }
@@ -1823,6 +1842,7 @@ main(void)
 	    cmocka_unit_test(test_cold_start_unhealthy_primary_loses),
 	    cmocka_unit_test(test_cold_start_needs_quorum),
 	    cmocka_unit_test(test_lone_node_waits_for_all),
+	    cmocka_unit_test(test_lone_node_quorate_peer_gone_again),
 	    cmocka_unit_test(test_lone_node_switchover_refused_without_force),
 	    cmocka_unit_test(test_lone_node_force_fences_then_promotes),
 	    cmocka_unit_test(test_lone_node_force_failed_fence_stays_standby),
