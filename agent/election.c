@@ -62,6 +62,12 @@ election_init(struct election *e, uint32_t my_id, bool my_primary, bool fencing,
 }
 
 void
+election_set_incarnation(struct election *e, uint32_t incarnation)
+{
+	e->my_incarnation = incarnation;
+}
+
+void
 election_msg(const struct election *e, struct election_state_msg *msg)
 {
 	*msg = (struct election_state_msg){
@@ -73,6 +79,8 @@ election_msg(const struct election *e, struct election_state_msg *msg)
 	    .primary = e->my_primary,
 	    .leaving = e->shutting_down,
 	    .handover_to = e->handover_to,
+	    .incarnation = e->my_incarnation,
+	    .peer_incarnation = e->peer_incarnation,
 	};
 }
 
@@ -311,6 +319,19 @@ static void
 on_peer_state(struct election *e, const struct election_state_msg *m, struct out *o)
 {
 	if (e->peer != PEER_MEMBER || m->nodeid == e->my_id)
+		return;
+	if (m->incarnation != 0 && m->incarnation != e->peer_incarnation) {
+		/* A peer process we have not heard before: tell it who we are now. */
+		e->peer_incarnation = m->incarnation;
+		emit(o, ACT_BROADCAST, 0, e->epoch, NULL);
+	}
+	/*
+	 * Made before the peer heard of this process (say, queued in corosync
+	 * across the membership change that brought us back): its role may
+	 * be long gone.  Wait for a state that answers ours.
+	 */
+	if (m->incarnation != 0 && e->my_incarnation != 0 &&
+	    m->peer_incarnation != e->my_incarnation)
 		return;
 	e->peer_id = m->nodeid;
 	e->peer_msg = *m;

@@ -69,6 +69,12 @@ struct election_state_msg {
 	bool leaving;
 	/* Non-zero: this node just demoted and asks that node to promote. */
 	uint32_t handover_to;
+	/*
+	 * The sender's process incarnation, and the receiver's as the sender
+	 * last heard it (0: none yet, or a sender that predates the field).
+	 */
+	uint32_t incarnation;
+	uint32_t peer_incarnation;
 };
 
 struct election {
@@ -85,6 +91,10 @@ struct election {
 	bool shutting_down;
 	/* Non-zero while our handover to that node is outstanding. */
 	uint32_t handover_to;
+
+	/* This tandemd process, and the peer's process as last heard (0: none). */
+	uint32_t my_incarnation;
+	uint32_t peer_incarnation;
 
 	/* The peer: its id (0 until known), process status and last state. */
 	uint32_t peer_id;
@@ -194,6 +204,15 @@ void election_init(
  */
 size_t election_step(
     struct election *e, const struct election_input *in, struct election_action *out, size_t max);
+
+/*
+ * Gives this process a non-zero incarnation, different from every earlier
+ * run of tandemd on this node (random, or time-based).  A peer's state
+ * that does not name it was made before the peer heard of this process:
+ * corosync may deliver such messages late, across a membership change,
+ * and they must not count.  Without it (0) every state counts.
+ */
+void election_set_incarnation(struct election *e, uint32_t incarnation);
 
 /* Fills msg with the state this node announces. */
 void election_msg(const struct election *e, struct election_state_msg *msg);

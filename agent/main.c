@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -522,6 +523,19 @@ on_tick(void *data)
 
 static void cluster_connect(struct agent *a);
 
+/* A non-zero number no earlier tandemd on this node is likely to have used. */
+static uint32_t
+new_incarnation(void)
+{
+	uint32_t v = 0;
+
+	while (v == 0) {
+		if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+			v = (uint32_t)time(NULL) ^ ((uint32_t)getpid() << 16);
+	}
+	return v;
+}
+
 static void
 on_reconnect(void *data)
 {
@@ -644,6 +658,7 @@ cluster_connect(struct agent *a)
 	primary = a->cfg.primary != NULL && strcmp(a->cfg.primary, self->name) == 0;
 	if (a->el.my_id == 0) {
 		election_init(&a->el, self->id, primary, a->cfg.fence_agent != NULL, a->el.epoch);
+		election_set_incarnation(&a->el, new_incarnation());
 		qb_log(LOG_NOTICE, "node %s (id %u, %s), peer %s (id %u), epoch %" PRIu64,
 		    self->name, self->id, primary ? "primary" : "redundant",
 		    cluster_peer(a->cluster)->name, cluster_peer(a->cluster)->id, a->el.epoch);

@@ -83,6 +83,8 @@ message_encode(const struct message *m, uint8_t *buf, size_t len)
 	if (m->force)
 		flags |= FLAG_FORCE;
 	buf[33] = flags;
+	put_u32(buf + 40, m->state.incarnation);
+	put_u32(buf + 44, m->state.peer_incarnation);
 	return MESSAGE_STATE_LEN;
 }
 
@@ -97,7 +99,7 @@ message_decode(const uint8_t *buf, size_t len, struct message *ret)
 	if (buf[0] != MESSAGE_VERSION)
 		return -EPROTO;
 	declared = (size_t)buf[2] | ((size_t)buf[3] << 8);
-	if (declared != len || len < MESSAGE_STATE_LEN || len > MESSAGE_MAX_LEN)
+	if (declared != len || len < MESSAGE_MIN_LEN || len > MESSAGE_MAX_LEN)
 		return -EBADMSG;
 	if (buf[1] != MESSAGE_STATE && buf[1] != MESSAGE_SWITCHOVER)
 		return -EBADMSG;
@@ -116,6 +118,10 @@ message_decode(const uint8_t *buf, size_t len, struct message *ret)
 	m.state.primary = buf[33] & FLAG_PRIMARY;
 	m.state.leaving = buf[33] & FLAG_LEAVING;
 	m.force = (buf[33] & FLAG_FORCE) != 0;
+	if (len >= 48) {
+		m.state.incarnation = get_u32(buf + 40);
+		m.state.peer_incarnation = get_u32(buf + 44);
+	}
 	if (m.state.nodeid == 0)
 		return -EBADMSG;
 	*ret = m;

@@ -15,8 +15,13 @@
 #include "election.h"
 
 #define MESSAGE_VERSION 1
-/* Bytes of a version 1 state message; longer ones are accepted. */
-#define MESSAGE_STATE_LEN 40
+/*
+ * Bytes of the state message this version writes.  The first 40 bytes
+ * are the original layout; 40..47 carry the incarnations.  Messages of at
+ * least MESSAGE_MIN_LEN are accepted, the missing fields read as 0.
+ */
+#define MESSAGE_STATE_LEN 48
+#define MESSAGE_MIN_LEN 40
 #define MESSAGE_MAX_LEN 1024
 
 enum message_type {

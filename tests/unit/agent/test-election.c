@@ -613,6 +613,47 @@ test_lone_node_waits_for_all(void **state)
 	assert_int_equal(e.peer, PEER_MEMBER);
 }
 
+/*
+ * corosync may deliver a peer's state across the membership change that
+ * brought this node back, long after the peer replaced it.  A restarted
+ * primary that took the old "standby" for the truth would promote next to
+ * the active.  A state that does not name this process's incarnation
+ * does not count; the peer learns the new incarnation and answers.
+ */
+static void
+test_stale_state_from_before_restart_ignored(void **state)
+{
+	struct election e;
+	struct election_state_msg stale = {.nodeid = N2,
+	    .role = ROLE_STANDBY,
+	    .epoch = 4,
+	    .healthy = true,
+	    .incarnation = 0xb,
+	    .peer_incarnation = 0xa0};
+	struct election_state_msg fresh = stale;
+
+	(void)state;
+	election_init(&e, N1, true, true, 4);
+	election_set_incarnation(&e, 0xa1);
+	check_step(&e, in_quorum(true), "");
+	check_step(&e, in_join(N2), "broadcast:0:4");
+	/* Made for our previous incarnation 0xa0: learn 0xb, answer, do not act. */
+	check_step(&e, in_msg(stale), "broadcast:0:4");
+	assert_int_equal(role_of(&e), ROLE_STANDBY);
+	assert_false(e.peer_msg_valid);
+	/* The peer's answer to us: it has been active since epoch 5. */
+	fresh.role = ROLE_ACTIVE;
+	fresh.epoch = 5;
+	fresh.peer_incarnation = 0xa1;
+	check_step(&e, in_msg(fresh), "save-epoch:2:5");
+	assert_int_equal(role_of(&e), ROLE_STANDBY);
+	/* A sender that predates incarnations (0) still counts, for mixed versions. */
+	fresh.incarnation = 0;
+	fresh.peer_incarnation = 0;
+	check_step(&e, in_msg(fresh), "");
+	assert_true(e.peer_msg_valid);
+}
+
 /* The peer's node was seen, then went again: after the grace it is fenced. */
 static void
 test_lone_node_quorate_peer_gone_again(void **state)
@@ -1294,6 +1335,8 @@ struct simnode {
 struct sim {
 	struct simnode n[2];
 	bool connected;
+	/* Each tandemd start gets the next one. */
+	uint32_t incarnations;
 	uint64_t rng;
 	unsigned long steps;
 	char trace[SIM_TRACE][768];
@@ -1571,6 +1614,7 @@ sim_start(struct sim *s, int i)
 	struct simnode *me = &s->n[i];
 
 	election_init(&me->e, me->id, i == 0, true, me->disk_epoch);
+	election_set_incarnation(&me->e, ++s->incarnations);
 	me->running = true;
 	me->hung = false;
 	me->left_clean = false;
@@ -1843,6 +1887,7 @@ main(void)
 	    cmocka_unit_test(test_cold_start_needs_quorum),
 	    cmocka_unit_test(test_lone_node_waits_for_all),
 	    cmocka_unit_test(test_lone_node_quorate_peer_gone_again),
+	    cmocka_unit_test(test_stale_state_from_before_restart_ignored),
 	    cmocka_unit_test(test_lone_node_switchover_refused_without_force),
 	    cmocka_unit_test(test_lone_node_force_fences_then_promotes),
 	    cmocka_unit_test(test_lone_node_force_failed_fence_stays_standby),

@@ -26,7 +26,9 @@ sample(void)
 	        .healthy = true,
 	        .primary = false,
 	        .leaving = true,
-	        .handover_to = 1},
+	        .handover_to = 1,
+	        .incarnation = 0xdeadbeef,
+	        .peer_incarnation = 0x01020304},
 	};
 	return m;
 }
@@ -52,6 +54,28 @@ test_round_trip(void **state)
 	assert_false(d.state.primary);
 	assert_true(d.state.leaving);
 	assert_int_equal(d.state.handover_to, 1);
+	assert_int_equal(d.state.incarnation, 0xdeadbeef);
+	assert_int_equal(d.state.peer_incarnation, 0x01020304);
+	assert_int_equal(buf[44], 0x04);
+}
+
+/* A 40-byte state from a sender before the incarnations: they read as 0. */
+static void
+test_older_layout_accepted(void **state)
+{
+	struct message m = sample(), d;
+	uint8_t buf[MESSAGE_STATE_LEN];
+
+	message_encode(&m, buf, sizeof(buf));
+	buf[2] = MESSAGE_MIN_LEN;
+	assert_int_equal(message_decode(buf, MESSAGE_MIN_LEN, &d), 0);
+	assert_int_equal(d.state.nodeid, 2);
+	assert_int_equal(d.state.handover_to, 1);
+	assert_int_equal(d.state.incarnation, 0);
+	assert_int_equal(d.state.peer_incarnation, 0);
+	/* Shorter than the original layout is still refused. */
+	buf[2] = MESSAGE_MIN_LEN - 1;
+	assert_int_equal(message_decode(buf, MESSAGE_MIN_LEN - 1, &d), -EBADMSG);
 }
 
 static void
@@ -159,6 +183,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_older_layout_accepted),
 	    cmocka_unit_test(test_switchover_round_trip),
 	    cmocka_unit_test(test_encode_too_small),
 	    cmocka_unit_test(test_truncated),
