@@ -20,57 +20,9 @@ if [[ $(id -u) != 0 ]] || ! command -v corosync >/dev/null; then
 	exit 77
 fi
 
-passed=0
-failed=0
-n=0
-
-ok()
-{
-	n=$((n + 1))
-	passed=$((passed + 1))
-	echo "ok $n - $1"
-}
-
-fail()
-{
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	echo "FAIL: $1" >&2
-}
-
-# check DESC CMD... - CMD must succeed.
-check()
-{
-	local desc=$1
-	shift
-	if "$@"; then ok "$desc"; else fail "$desc"; fi
-}
-
-# check_rc RC DESC CMD... - CMD must exit with RC.
-check_rc()
-{
-	local want=$1 desc=$2 rc=0
-	shift 2
-	"$@" || rc=$?
-	if ((rc == want)); then
-		ok "$desc"
-	else
-		fail "$desc (exit $rc, want $want)"
-	fi
-}
-
-# eventually SECONDS CMD... - retry CMD every 0.1 s until it succeeds.
-eventually()
-{
-	local secs=$1 i
-	shift
-	for ((i = 0; i < secs * 10; i++)); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	return 1
-}
+# ok, fail, check, check_rc, eventually: shared with the tandemd scenarios.
+# shellcheck source=lib.sh
+. "$SRC/tests/lab/lib.sh"
 
 # output_is WANT CMD... - CMD succeeds and prints WANT (lines joined by spaces).
 output_is()
