@@ -76,6 +76,8 @@ struct agent {
 	struct control_request *switchover_req;
 	uint32_t switchover_to;
 	bool switchover_force;
+	/* The peer's version from its last message (0: unknown). */
+	uint32_t peer_version;
 
 	char fence_target[CLUSTER_NAME_MAX];
 	char fence_error[256];
@@ -143,6 +145,17 @@ static const char *
 peer_name(const struct agent *a)
 {
 	return node_name(a, a->el.peer_id);
+}
+
+/* "1.2.3" as 0x010203; parts past 255 or missing read as 0. */
+static uint32_t
+version_number(const char *text)
+{
+	unsigned int major = 0, minor = 0, patch = 0;
+
+	if (sscanf(text, "%u.%u.%u", &major, &minor, &patch) < 1)
+		return 0;
+	return (major & 0xff) << 16 | (minor & 0xff) << 8 | (patch & 0xff);
 }
 
 /* --- the persisted epoch -------------------------------------------------- */
@@ -226,7 +239,7 @@ epoch_save(const struct agent *a, uint64_t epoch)
 static void
 broadcast(struct agent *a)
 {
-	struct message m = {.type = MESSAGE_STATE};
+	struct message m = {.type = MESSAGE_STATE, .version = version_number(TANDEM_VERSION)};
 	uint8_t buf[MESSAGE_MAX_LEN];
 	int len, rc;
 
@@ -244,7 +257,10 @@ broadcast(struct agent *a)
 static void
 relay_switchover(struct agent *a, uint32_t to, bool force)
 {
-	struct message m = {.type = MESSAGE_SWITCHOVER, .switchover_to = to, .force = force};
+	struct message m = {.type = MESSAGE_SWITCHOVER,
+	    .switchover_to = to,
+	    .force = force,
+	    .version = version_number(TANDEM_VERSION)};
 	uint8_t buf[MESSAGE_MAX_LEN];
 	int len, rc;
 
@@ -575,6 +591,7 @@ on_message(struct agent *a, const void *buf, size_t len)
 		return;
 	}
 	a->peer_last_heard = now_ms();
+	a->peer_version = m.version;
 	switch (m.type) {
 	case MESSAGE_STATE:
 		in = (struct election_input){.type = IN_PEER_STATE, .u.peer = m.state};
@@ -759,7 +776,7 @@ status_json(struct agent *a)
 	bool peer_primary, peer_active;
 	const char *peer_state, *holder = NULL;
 	json_t *warnings = json_array(), *peers = json_array(), *root;
-	char w[1024];
+	char w[1024], pv[16] = "";
 
 	peer_active =
 	    a->el.peer == PEER_MEMBER && a->el.peer_msg_valid && a->el.peer_msg.role == ROLE_ACTIVE;
@@ -778,11 +795,14 @@ status_json(struct agent *a)
 			peer_state = "unknown";
 		else
 			peer_state = "stopped";
+		if (a->peer_version != 0 && a->el.peer == PEER_MEMBER)
+			(void)snprintf(pv, sizeof(pv), "%u.%u.%u", a->peer_version >> 16,
+			    (a->peer_version >> 8) & 0xff, a->peer_version & 0xff);
 		json_array_append_new(peers,
-		    json_pack("{s:s, s:i, s:s, s:s, s:b, s:s, s:b, s:I}", "name", peer->name, "id",
-		        (int)peer->id, "identity", peer_primary ? "primary" : "redundant", "state",
-		        peer_state, "member", a->el.peer_node_up, "process",
-		        election_peer_name(a->el.peer), "healthy",
+		    json_pack("{s:s, s:i, s:s, s:s, s:s?, s:b, s:s, s:b, s:I}", "name", peer->name,
+		        "id", (int)peer->id, "identity", peer_primary ? "primary" : "redundant",
+		        "state", peer_state, "version", pv[0] != '\0' ? pv : NULL, "member",
+		        a->el.peer_node_up, "process", election_peer_name(a->el.peer), "healthy",
 		        a->el.peer_msg_valid && a->el.peer_msg.healthy, "epoch",
 		        (json_int_t)(a->el.peer_msg_valid ? a->el.peer_msg.epoch : 0)));
 	}
@@ -896,11 +916,17 @@ on_request(struct control_request *req, json_t *request, void *data)
 {
 	struct agent *a = data;
 	const char *cmd = json_string_value(json_object_get(request, "command"));
+	json_t *status;
 
 	qb_log(LOG_DEBUG, "tandemctl request: %s", cmd);
-	if (strcmp(cmd, "status") == 0)
-		control_reply(req, status_json(a));
-	else if (strcmp(cmd, "failover") == 0)
+	if (strcmp(cmd, "status") == 0) {
+		status = status_json(a);
+		if (status == NULL)
+			control_reply_error(
+			    req, CTL_EXIT_FAILED, "tandemd could not build its status");
+		else
+			control_reply(req, status);
+	} else if (strcmp(cmd, "failover") == 0)
 		cmd_failover(a, req, request);
 	else if (strcmp(cmd, "log-level") == 0)
 		cmd_log_level(a, req, request);

@@ -85,6 +85,7 @@ message_encode(const struct message *m, uint8_t *buf, size_t len)
 	buf[33] = flags;
 	put_u32(buf + 40, m->state.incarnation);
 	put_u32(buf + 44, m->state.peer_incarnation);
+	put_u32(buf + 48, m->version);
 	return MESSAGE_STATE_LEN;
 }
 
@@ -122,6 +123,8 @@ message_decode(const uint8_t *buf, size_t len, struct message *ret)
 		m.state.incarnation = get_u32(buf + 40);
 		m.state.peer_incarnation = get_u32(buf + 44);
 	}
+	if (len >= 52)
+		m.version = get_u32(buf + 48);
 	if (m.state.nodeid == 0)
 		return -EBADMSG;
 	*ret = m;

@@ -17,10 +17,11 @@
 #define MESSAGE_VERSION 1
 /*
  * Bytes of the state message this version writes.  The first 40 bytes
- * are the original layout; 40..47 carry the incarnations.  Messages of at
- * least MESSAGE_MIN_LEN are accepted, the missing fields read as 0.
+ * are the original layout; 40..47 carry the incarnations, 48..51 the
+ * sender's version.  Messages of at least MESSAGE_MIN_LEN are accepted,
+ * the missing fields read as 0.
  */
-#define MESSAGE_STATE_LEN 48
+#define MESSAGE_STATE_LEN 52
 #define MESSAGE_MIN_LEN 40
 #define MESSAGE_MAX_LEN 1024
 
@@ -36,6 +37,8 @@ struct message {
 	/* For MESSAGE_SWITCHOVER: the node that should become active. */
 	uint32_t switchover_to;
 	uint8_t force;
+	/* The sender's tandem version, major << 16 | minor << 8 | patch (0: not sent). */
+	uint32_t version;
 };
 
 /*

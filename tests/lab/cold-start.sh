@@ -13,6 +13,15 @@ check "the primary n1 is active after a cold start (got '$a')" test "$a" = n1
 check "n2 is standby" eventually 10 is n2 standby
 check_serving n1
 
+# status --json, whole, against the golden files (the agent's path varies).
+golden_status()
+{
+	local node=$1 want=$SRC/tests/golden/status/$2.json
+	diff -u "$want" <(tctl "$node" status --json |
+		jq -S '.fencing.agent |= (if . then split("/") | last else . end)') >&2
+}
+check "n1's status --json is the golden active one" eventually 5 golden_status n1 active
+check "n2's status --json is the golden standby one" eventually 5 golden_status n2 standby
 check "n1 status: identity primary" field_is n1 .node.identity primary
 check "n2 status: identity redundant" field_is n2 .node.identity redundant
 check "n1 status: epoch 1" field_is n1 .replication.epoch 1

@@ -29,6 +29,7 @@ sample(void)
 	        .handover_to = 1,
 	        .incarnation = 0xdeadbeef,
 	        .peer_incarnation = 0x01020304},
+	    .version = 0x000100,
 	};
 	return m;
 }
@@ -57,6 +58,7 @@ test_round_trip(void **state)
 	assert_int_equal(d.state.incarnation, 0xdeadbeef);
 	assert_int_equal(d.state.peer_incarnation, 0x01020304);
 	assert_int_equal(buf[44], 0x04);
+	assert_int_equal(d.version, 0x000100);
 }
 
 /* A 40-byte state from a sender before the incarnations: they read as 0. */
@@ -73,6 +75,7 @@ test_older_layout_accepted(void **state)
 	assert_int_equal(d.state.handover_to, 1);
 	assert_int_equal(d.state.incarnation, 0);
 	assert_int_equal(d.state.peer_incarnation, 0);
+	assert_int_equal(d.version, 0);
 	/* Shorter than the original layout is still refused. */
 	buf[2] = MESSAGE_MIN_LEN - 1;
 	assert_int_equal(message_decode(buf, MESSAGE_MIN_LEN - 1, &d), -EBADMSG);
