@@ -31,12 +31,12 @@ fail()
 	echo "FAIL: $1" >&2
 }
 
-# check DESC CMD... - CMD must succeed.
+# check DESC CMD... - CMD must succeed.  Its output goes to stderr: stdout is TAP.
 check()
 {
 	local desc=$1
 	shift
-	if "$@"; then ok "$desc"; else fail "$desc"; fi
+	if "$@" >&2; then ok "$desc"; else fail "$desc"; fi
 }
 
 # check_rc RC DESC CMD... - CMD must exit with RC.
