@@ -211,9 +211,11 @@ read_all(int fd)
 	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
 		len += (size_t)n;
 		if (cap - len < 2) {
+			char *bigger = realloc(buf, cap * 2);
+
+			assert_non_null(bigger);
+			buf = bigger;
 			cap *= 2;
-			buf = realloc(buf, cap);
-			assert_non_null(buf);
 		}
 	}
 	buf[len] = '\0';
