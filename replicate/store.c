@@ -1,0 +1,1602 @@
+/*
+ * store.c: owns the SQLite database of this node and its two connections,
+ * and is the only file that sees SQLite's result codes (converted to
+ * -errno here).  It enforces rule 2 (no acknowledged write is lost) at the
+ * bottom: a frame carries everything its transaction changed, is applied
+ * exactly once and in order, and never partly.
+ *
+ * The writer connection runs client transactions.  Each runs under a
+ * session (sqlite3session_attach(NULL): every table, in first-change
+ * order) that records the net changes.  The session extension ignores
+ * DDL and fails with SQLITE_SCHEMA when a table it tracks is altered, so
+ * the session is cut at each schema statement: the changeset so far
+ * becomes a part, the statement's text the next part, and a new session
+ * starts for what follows.  An authorizer classifies every statement at
+ * prepare time, refuses what would be lost silently (virtual and
+ * temporary tables, transaction control, ATTACH, writing pragmas), and
+ * reserves the _tandem_ names.  What a changeset cannot carry faithfully
+ * about a table is checked after its CREATE or ALTER ran, inside the still
+ * open transaction, from what SQLite itself says about the table
+ * (pragma_table_list, pragma_table_xinfo, pragma_index_list), so no
+ * parsing of CREATE TABLE is needed: no PRIMARY KEY (its rows would not be
+ * captured), a nullable primary-key column (a NULL key row is skipped),
+ * a generated column (changeset fails), AUTOINCREMENT (sqlite_sequence
+ * has no primary key, so a reused id after failover).
+ *
+ * The apply connection replays frames with triggers and foreign keys off:
+ * the changeset already holds what triggers and cascades did on the
+ * active, and firing them again would double it or conflict.  Any
+ * conflict aborts, because on a replica a conflict means divergence,
+ * which is a resync and never a merge.  A changeset for a table the
+ * standby lacks is skipped silently by SQLite, so every frame carries
+ * the schema hash it was captured against and the filter refuses missing
+ * tables as well.
+ *
+ * Both connections use synchronous=NORMAL: in WAL mode a commit is then
+ * not fsynced, but it survives a crash of the process, and in sync mode
+ * a write is acknowledged only once the standby has it, so the standby's
+ * copy is the durability against the loss of one machine.  The epoch,
+ * the fencing token, is written with a full sync all the same.
+ */
+#define _GNU_SOURCE
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#define META_TABLE "_tandem_meta"
+#define RESERVED_PREFIX "_tandem_"
+#define BUSY_TIMEOUT_MS 5000
+#define NZ(x) ((x) ? (x) : "?")
+
+/* What the authorizer lets through on the writer connection. */
+enum auth_mode {
+	AUTH_INTERNAL, /* our own statements: everything */
+	AUTH_EXEC,     /* a client's transaction */
+	AUTH_QUERY,    /* a client's query */
+};
+
+struct conn {
+	sqlite3 *db;
+	sqlite3_stmt *begin;
+	sqlite3_stmt *commit;
+	sqlite3_stmt *rollback;
+	sqlite3_stmt *get_pos;
+	sqlite3_stmt *set_pos;
+	sqlite3_stmt *cookie;
+};
+
+struct store {
+	struct conn w; /* writer: store_exec, store_query, hashes, archive */
+	struct conn a; /* apply: store_apply only */
+	uint64_t epoch;
+	uint64_t seq;
+	/* The schema hash and the schema cookie it was computed at (committed). */
+	uint64_t schema_hash;
+	int64_t schema_cookie;
+
+	/* Authorizer state for the statement being prepared. */
+	enum auth_mode mode;
+	bool ddl;
+	bool denied;
+	char deny_msg[256];
+
+	/* store_apply's filter and conflict handler state. */
+	bool apply_missing_table;
+	unsigned apply_conflicts;
+
+	char errmsg[512];
+};
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                               */
+
+static int
+errno_of(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_INTERRUPT:
+		return -EINTR;
+	case SQLITE_IOERR:
+		return -EIO;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EBADMSG;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EPERM;
+	case SQLITE_TOOBIG:
+		return -E2BIG;
+	case SQLITE_ABORT:
+		return -ECANCELED;
+	case SQLITE_SCHEMA:
+		return -ESTALE;
+	default:
+		/* SQLITE_ERROR, CONSTRAINT, MISMATCH, RANGE, MISUSE: bad input. */
+		return -EINVAL;
+	}
+}
+
+static int __attribute__((format(printf, 3, 4)))
+fail(struct store *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/* Converts rc, keeping SQLite's own message for the connection. */
+static int
+fail_db(struct store *s, sqlite3 *db, int rc, const char *what)
+{
+	return fail(s, errno_of(rc), "%s: %s", what, sqlite3_errmsg(db));
+}
+
+static uint64_t
+fnv1a(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+#define FNV_INIT 0xcbf29ce484222325ULL
+
+static uint64_t
+fnv1a_u64(uint64_t h, uint64_t v)
+{
+	unsigned char b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+	return fnv1a(h, b, sizeof(b));
+}
+
+/* ------------------------------------------------------------------ */
+/* Authorizer                                                           */
+
+static bool
+reserved(const char *name)
+{
+	return name && strncasecmp(name, RESERVED_PREFIX, strlen(RESERVED_PREFIX)) == 0;
+}
+
+/* Pragmas that only read; anything else may change the connection or the file. */
+static bool
+pragma_reads(const char *name, const char *arg)
+{
+	static const char *const inspect[] = {"table_info", "table_xinfo", "table_list",
+	    "index_list", "index_info", "index_xinfo", "foreign_key_list", "foreign_key_check",
+	    "integrity_check", "quick_check", "compile_options", "page_count", "freelist_count",
+	    "data_version", "collation_list", "function_list", "module_list", "pragma_list"};
+	static const char *const settings[] = {"schema_version", "user_version", "application_id",
+	    "journal_mode", "synchronous", "foreign_keys", "encoding", "page_size"};
+
+	for (size_t i = 0; i < sizeof(inspect) / sizeof(inspect[0]); i++)
+		if (strcasecmp(name, inspect[i]) == 0)
+			return true;
+	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+		if (strcasecmp(name, settings[i]) == 0)
+			return arg == NULL;
+	return false;
+}
+
+/* Refuses the statement; the first reason is the one reported. */
+static int __attribute__((format(printf, 2, 3))) deny(struct store *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!s->denied) {
+		s->denied = true;
+		va_start(ap, fmt);
+		(void)vsnprintf(s->deny_msg, sizeof(s->deny_msg), fmt, ap);
+		va_end(ap);
+	}
+	return SQLITE_DENY;
+}
+
+static int
+authorize(
+    void *data, int action, const char *a1, const char *a2, const char *dbname, const char *trigger)
+{
+	struct store *s = data;
+
+	if (s->mode == AUTH_INTERNAL)
+		return SQLITE_OK;
+
+	switch (action) {
+	case SQLITE_READ:
+	case SQLITE_SELECT:
+	case SQLITE_FUNCTION:
+	case SQLITE_RECURSIVE:
+		return SQLITE_OK;
+	case SQLITE_PRAGMA:
+		if (a1 && pragma_reads(a1, a2))
+			return SQLITE_OK;
+		return deny(s, "PRAGMA %s: only reading pragmas are allowed", NZ(a1));
+	case SQLITE_TRANSACTION:
+	case SQLITE_SAVEPOINT:
+		return deny(s,
+		    "%s: transactions are managed by tandem; send the statements together",
+		    action == SQLITE_TRANSACTION ? NZ(a1) : "SAVEPOINT");
+	case SQLITE_ATTACH:
+	case SQLITE_DETACH:
+		return deny(s, "%s: other databases are not replicated",
+		    action == SQLITE_ATTACH ? "ATTACH" : "DETACH");
+	case SQLITE_ANALYZE:
+		return deny(s, "ANALYZE: statistics tables are not replicated");
+	case SQLITE_CREATE_VTABLE:
+	case SQLITE_DROP_VTABLE:
+		return deny(s, "table %s: virtual tables are not replicated", NZ(a1));
+	case SQLITE_CREATE_TEMP_INDEX:
+	case SQLITE_CREATE_TEMP_TABLE:
+	case SQLITE_CREATE_TEMP_TRIGGER:
+	case SQLITE_CREATE_TEMP_VIEW:
+	case SQLITE_DROP_TEMP_INDEX:
+	case SQLITE_DROP_TEMP_TABLE:
+	case SQLITE_DROP_TEMP_TRIGGER:
+	case SQLITE_DROP_TEMP_VIEW:
+		return deny(s, "%s: temporary objects are not replicated", NZ(a1));
+	case SQLITE_INSERT:
+	case SQLITE_UPDATE:
+	case SQLITE_DELETE:
+		/* Schema statements write sqlite_schema; they are checked on their own. */
+		if (a1 && (strcasecmp(a1, "sqlite_master") == 0 ||
+		              strcasecmp(a1, "sqlite_temp_master") == 0))
+			return SQLITE_OK;
+		if (reserved(a1))
+			return deny(s, "table %s: reserved for tandem", NZ(a1));
+		if (s->mode == AUTH_QUERY)
+			return deny(s, "%s: a query cannot write; use exec", NZ(a1));
+		if (dbname && strcmp(dbname, "main") != 0)
+			return deny(s, "%s: only the main database is replicated", NZ(a1));
+		return SQLITE_OK;
+	case SQLITE_REINDEX:
+		return SQLITE_OK;
+	case SQLITE_CREATE_TABLE:
+	case SQLITE_DROP_TABLE:
+	case SQLITE_CREATE_VIEW:
+	case SQLITE_DROP_VIEW:
+		if (reserved(a1))
+			return deny(s, "%s: names starting with _tandem_ are reserved", NZ(a1));
+		s->ddl = true;
+		return s->mode == AUTH_QUERY
+		           ? deny(s, "%s: a query cannot change the schema", NZ(a1))
+		           : SQLITE_OK;
+	case SQLITE_CREATE_INDEX:
+	case SQLITE_DROP_INDEX:
+	case SQLITE_CREATE_TRIGGER:
+	case SQLITE_DROP_TRIGGER:
+	case SQLITE_ALTER_TABLE:
+		/* a1 is the index or trigger (the database for ALTER), a2 the table. */
+		if (reserved(a1) || reserved(a2))
+			return deny(s, "%s: names starting with _tandem_ are reserved",
+			    NZ(reserved(a1) ? a1 : a2));
+		s->ddl = true;
+		return s->mode == AUTH_QUERY
+		           ? deny(s, "%s: a query cannot change the schema", NZ(a2))
+		           : SQLITE_OK;
+	default:
+		return deny(s, "%s: statement not allowed", NZ(a1));
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Small statement helpers                                              */
+
+static int
+prepare(struct store *s, sqlite3 *db, const char *sql, sqlite3_stmt **ret)
+{
+	enum auth_mode old = s->mode;
+	int rc;
+
+	s->mode = AUTH_INTERNAL;
+	rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, ret, NULL);
+	s->mode = old;
+	if (rc != SQLITE_OK)
+		return fail_db(s, db, rc, "prepare");
+	return 0;
+}
+
+/* Steps an internal statement to the end and resets it. */
+static int
+run(struct store *s, sqlite3 *db, sqlite3_stmt *st)
+{
+	enum auth_mode old = s->mode;
+	int rc;
+
+	s->mode = AUTH_INTERNAL;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	s->mode = old;
+	(void)sqlite3_reset(st);
+	(void)sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return fail_db(s, db, rc, sqlite3_sql(st));
+	return 0;
+}
+
+static int
+exec_internal(struct store *s, sqlite3 *db, const char *sql)
+{
+	enum auth_mode old = s->mode;
+	int rc;
+
+	s->mode = AUTH_INTERNAL;
+	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	s->mode = old;
+	if (rc != SQLITE_OK)
+		return fail_db(s, db, rc, sql);
+	return 0;
+}
+
+static void
+rollback(struct store *s, struct conn *c)
+{
+	char keep[sizeof(s->errmsg)];
+
+	/* Keep the error that caused the rollback. */
+	memcpy(keep, s->errmsg, sizeof(keep));
+	if (!sqlite3_get_autocommit(c->db))
+		(void)run(s, c->db, c->rollback);
+	memcpy(s->errmsg, keep, sizeof(keep));
+}
+
+static int
+read_position(struct store *s, struct conn *c, uint64_t *epoch, uint64_t *seq)
+{
+	enum auth_mode old = s->mode;
+	int rc;
+
+	s->mode = AUTH_INTERNAL;
+	rc = sqlite3_step(c->get_pos);
+	s->mode = old;
+	if (rc == SQLITE_ROW) {
+		*epoch = (uint64_t)sqlite3_column_int64(c->get_pos, 0);
+		*seq = (uint64_t)sqlite3_column_int64(c->get_pos, 1);
+	}
+	(void)sqlite3_reset(c->get_pos);
+	if (rc != SQLITE_ROW)
+		return fail_db(s, c->db, rc, "reading the position");
+	return 0;
+}
+
+static int
+write_position(struct store *s, struct conn *c, uint64_t epoch, uint64_t seq)
+{
+	(void)sqlite3_bind_int64(c->set_pos, 1, (sqlite3_int64)epoch);
+	(void)sqlite3_bind_int64(c->set_pos, 2, (sqlite3_int64)seq);
+	return run(s, c->db, c->set_pos);
+}
+
+/*
+ * The hash of the user schema: what must be equal for a changeset to
+ * apply the same.  Recomputed only when the schema cookie moved since the
+ * last committed hash; the caller caches *cookie with the hash after it
+ * commits (a cookie seen in a transaction that rolls back may come again
+ * with another schema).
+ */
+static int
+schema_get(struct store *s, struct conn *c, uint64_t *ret, int64_t *cookie)
+{
+	static const char sql[] = "SELECT type, name, tbl_name, sql FROM sqlite_schema"
+	                          " WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+	                          " AND tbl_name <> '" META_TABLE "' ORDER BY name";
+	sqlite3_stmt *st;
+	uint64_t h = FNV_INIT;
+	int rc, err;
+
+	rc = sqlite3_step(c->cookie);
+	*cookie = rc == SQLITE_ROW ? sqlite3_column_int64(c->cookie, 0) : -1;
+	(void)sqlite3_reset(c->cookie);
+	if (rc != SQLITE_ROW)
+		return fail_db(s, c->db, rc, "schema version");
+	if (*cookie == s->schema_cookie) {
+		*ret = s->schema_hash;
+		return 0;
+	}
+
+	err = prepare(s, c->db, sql, &st);
+	if (err)
+		return err;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (int i = 0; i < 4; i++) {
+			const unsigned char *t = sqlite3_column_text(st, i);
+			size_t n = (size_t)sqlite3_column_bytes(st, i);
+
+			h = fnv1a(h, t ? t : (const unsigned char *)"", n);
+			h = fnv1a(h, "\x1f", 1);
+		}
+	}
+	(void)sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return fail_db(s, c->db, rc, "schema hash");
+	*ret = h;
+	return 0;
+}
+
+static void
+conn_close(struct conn *c)
+{
+	(void)sqlite3_finalize(c->begin);
+	(void)sqlite3_finalize(c->commit);
+	(void)sqlite3_finalize(c->rollback);
+	(void)sqlite3_finalize(c->get_pos);
+	(void)sqlite3_finalize(c->set_pos);
+	(void)sqlite3_finalize(c->cookie);
+	(void)sqlite3_close_v2(c->db);
+	memset(c, 0, sizeof(*c));
+}
+
+static int
+conn_open(struct store *s, struct conn *c, const char *path, bool create)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+	int rc, err;
+
+	rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		err = fail(s, errno_of(rc), "%s: %s", path,
+		    c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		(void)sqlite3_close_v2(c->db);
+		c->db = NULL;
+		return err;
+	}
+	(void)sqlite3_extended_result_codes(c->db, 1);
+	(void)sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+	return 0;
+}
+
+static int
+conn_prepare(struct store *s, struct conn *c)
+{
+	int err;
+
+	if ((err = prepare(s, c->db, "BEGIN IMMEDIATE", &c->begin)) ||
+	    (err = prepare(s, c->db, "COMMIT", &c->commit)) ||
+	    (err = prepare(s, c->db, "ROLLBACK", &c->rollback)) ||
+	    (err = prepare(s, c->db,
+	         "SELECT (SELECT v FROM " META_TABLE " WHERE k = 'epoch'),"
+	         " (SELECT v FROM " META_TABLE " WHERE k = 'seq')",
+	         &c->get_pos)) ||
+	    (err = prepare(s, c->db,
+	         "UPDATE " META_TABLE " SET v = CASE k WHEN 'epoch' THEN ?1 ELSE ?2 END"
+	         " WHERE k IN ('epoch', 'seq')",
+	         &c->set_pos)) ||
+	    (err = prepare(s, c->db, "PRAGMA schema_version", &c->cookie)))
+		return err;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Open / close                                                         */
+
+static int
+store_init(struct store *s, const char *path)
+{
+	uint64_t e, q, hash;
+	int64_t cookie;
+	int fd, err;
+
+	/* A new database is private to tandemd; SQLite gives -wal and -shm the same mode. */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return fail(s, -errno, "%s: %s", path, strerror(errno));
+	(void)close(fd);
+
+	if ((err = conn_open(s, &s->w, path, false)))
+		return err;
+	sqlite3_set_authorizer(s->w.db, authorize, s);
+	if ((err = exec_internal(s, s->w.db, "PRAGMA journal_mode = WAL")))
+		return err;
+	{
+		sqlite3_stmt *st;
+		int wal;
+
+		if ((err = prepare(s, s->w.db, "PRAGMA journal_mode", &st)))
+			return err;
+		wal = sqlite3_step(st) == SQLITE_ROW &&
+		      strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+		(void)sqlite3_finalize(st);
+		if (!wal)
+			return fail(s, -EIO, "%s: cannot switch to WAL mode", path);
+	}
+	if ((err = exec_internal(s, s->w.db,
+	         "PRAGMA synchronous = NORMAL;"
+	         "BEGIN IMMEDIATE;"
+	         "CREATE TABLE IF NOT EXISTS " META_TABLE "(k TEXT PRIMARY KEY NOT NULL, v);"
+	         "INSERT OR IGNORE INTO " META_TABLE " VALUES ('epoch', 0), ('seq', 0);"
+	         "COMMIT")))
+		return err;
+	if ((err = conn_prepare(s, &s->w)))
+		return err;
+
+	if ((err = conn_open(s, &s->a, path, false)))
+		return err;
+	if (sqlite3_db_config(s->a.db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL) != SQLITE_OK)
+		return fail(s, -EIO, "cannot disable triggers on the apply connection");
+	if ((err = exec_internal(
+	         s, s->a.db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF")))
+		return err;
+	if ((err = conn_prepare(s, &s->a)))
+		return err;
+
+	if ((err = read_position(s, &s->w, &e, &q)))
+		return err;
+	s->schema_cookie = -1;
+	if ((err = schema_get(s, &s->w, &hash, &cookie)))
+		return err;
+	s->schema_hash = hash;
+	s->schema_cookie = cookie;
+	s->epoch = e;
+	s->seq = q;
+	return 0;
+}
+
+struct store *
+store_open(const char *path, char **ret_err)
+{
+	struct store *s;
+	int err;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->mode = AUTH_INTERNAL;
+	err = store_init(s, path);
+	if (err) {
+		if (ret_err)
+			*ret_err = strdup(s->errmsg);
+		store_close(s);
+		errno = -err;
+		return NULL;
+	}
+	s->errmsg[0] = '\0';
+	return s;
+}
+
+void
+store_close(struct store *s)
+{
+	if (!s)
+		return;
+	conn_close(&s->a);
+	conn_close(&s->w);
+	free(s);
+}
+
+const char *
+store_errmsg(const struct store *s)
+{
+	return s->errmsg;
+}
+
+void
+store_position(const struct store *s, uint64_t *ret_epoch, uint64_t *ret_seq)
+{
+	if (ret_epoch)
+		*ret_epoch = s->epoch;
+	if (ret_seq)
+		*ret_seq = s->seq;
+}
+
+uint64_t
+store_schema_hash(const struct store *s)
+{
+	return s->schema_hash;
+}
+
+/* ------------------------------------------------------------------ */
+/* Capture                                                              */
+
+struct parts {
+	struct store_part *v;
+	size_t n, cap;
+};
+
+static void
+parts_free(struct parts *ps)
+{
+	for (size_t i = 0; i < ps->n; i++)
+		free(ps->v[i].data);
+	free(ps->v);
+	memset(ps, 0, sizeof(*ps));
+}
+
+/* Appends a part; takes data (malloc'd) in all cases. */
+static int
+parts_add(struct store *s, struct parts *ps, enum store_part_type type, void *data, size_t len)
+{
+	if (ps->n == ps->cap) {
+		size_t cap = ps->cap ? 2 * ps->cap : 4;
+		struct store_part *v = realloc(ps->v, cap * sizeof(*v));
+
+		if (!v) {
+			free(data);
+			return fail(s, -ENOMEM, "out of memory");
+		}
+		ps->v = v;
+		ps->cap = cap;
+	}
+	ps->v[ps->n++] = (struct store_part){.type = type, .data = data, .len = len};
+	return 0;
+}
+
+/* The position is written after the last cut; this only keeps it so. */
+static int
+filter_meta(void *data, const char *table)
+{
+	return strcmp(table, META_TABLE) != 0;
+}
+
+static int
+session_start(struct store *s, sqlite3_session **ret)
+{
+	int rc;
+
+	rc = sqlite3session_create(s->w.db, "main", ret);
+	if (rc != SQLITE_OK)
+		return fail_db(s, s->w.db, rc, "session");
+	sqlite3session_table_filter(*ret, filter_meta, NULL);
+	rc = sqlite3session_attach(*ret, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3session_delete(*ret);
+		*ret = NULL;
+		return fail_db(s, s->w.db, rc, "session");
+	}
+	return 0;
+}
+
+/* Ends the session (if any) and appends its changeset unless it is empty. */
+static int
+session_cut(struct store *s, sqlite3_session **sess, struct parts *ps)
+{
+	void *cs = NULL;
+	int n = 0, rc;
+
+	if (!*sess)
+		return 0;
+	rc = sqlite3session_changeset(*sess, &n, &cs);
+	sqlite3session_delete(*sess);
+	*sess = NULL;
+	if (rc != SQLITE_OK) {
+		sqlite3_free(cs);
+		return fail(s, errno_of(rc), "capturing the changes: %s", sqlite3_errstr(rc));
+	}
+	if (n > 0) {
+		void *copy = malloc((size_t)n);
+
+		if (!copy) {
+			sqlite3_free(cs);
+			return fail(s, -ENOMEM, "out of memory");
+		}
+		memcpy(copy, cs, (size_t)n);
+		sqlite3_free(cs);
+		return parts_add(s, ps, STORE_PART_CHANGESET, copy, (size_t)n);
+	}
+	sqlite3_free(cs);
+	return 0;
+}
+
+/* Per-table fingerprints (name and CREATE text) of the user tables. */
+struct tables {
+	uint64_t *h;
+	size_t n;
+	bool sequence; /* sqlite_sequence exists */
+};
+
+static int
+tables_read(struct store *s, struct tables *t)
+{
+	sqlite3_stmt *st;
+	int rc, err;
+
+	memset(t, 0, sizeof(*t));
+	err = prepare(s, s->w.db,
+	    "SELECT name, sql FROM sqlite_schema WHERE type = 'table'"
+	    " AND name <> '" META_TABLE "' ORDER BY name",
+	    &st);
+	if (err)
+		return err;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		const char *sql = (const char *)sqlite3_column_text(st, 1);
+		uint64_t *h;
+
+		if (name && strcmp(name, "sqlite_sequence") == 0)
+			t->sequence = true;
+		h = realloc(t->h, (t->n + 1) * sizeof(*h));
+		if (!h) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		t->h = h;
+		t->h[t->n] = fnv1a(fnv1a(FNV_INIT, name ? name : "", strlen(name ? name : "") + 1),
+		    sql ? sql : "", strlen(sql ? sql : ""));
+		t->n++;
+	}
+	(void)sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(t->h);
+		t->h = NULL;
+		return fail_db(s, s->w.db, rc, "reading the schema");
+	}
+	return 0;
+}
+
+/*
+ * Checks one table against what a changeset can carry.  Runs inside the
+ * transaction right after the statement that created or altered it.
+ */
+static int
+table_check(struct store *s, const char *name, const char *sql, bool sequence)
+{
+	sqlite3_stmt *st = NULL;
+	char nullable[128] = "";
+	int rc, err, npk = 0, wr = 0;
+	bool pk_index = false;
+
+	if (strncmp(name, "sqlite_", 7) == 0)
+		return 0;
+	if (sequence && sql && strcasestr(sql, "AUTOINCREMENT"))
+		return fail(s, -EPERM,
+		    "table %s: AUTOINCREMENT is not replicated; use INTEGER PRIMARY KEY", name);
+
+	if ((err = prepare(s, s->w.db,
+	         "SELECT wr, type FROM pragma_table_list WHERE schema = 'main' AND name = ?", &st)))
+		return err;
+	(void)sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		wr = sqlite3_column_int(st, 0);
+		if (strcmp((const char *)sqlite3_column_text(st, 1), "table") != 0) {
+			(void)sqlite3_finalize(st);
+			return fail(s, -EPERM, "table %s: virtual tables are not replicated", name);
+		}
+	}
+	(void)sqlite3_finalize(st);
+
+	if ((err = prepare(s, s->w.db,
+	         "SELECT name, \"notnull\", pk, hidden FROM pragma_table_xinfo(?)", &st)))
+		return err;
+	(void)sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *col = (const char *)sqlite3_column_text(st, 0);
+		int hidden = sqlite3_column_int(st, 3);
+
+		if (hidden == 2 || hidden == 3) {
+			err = fail(s, -EPERM,
+			    "table %s: generated column %s is not replicated; store the value "
+			    "instead",
+			    name, col);
+			(void)sqlite3_finalize(st);
+			return err;
+		}
+		if (sqlite3_column_int(st, 2) > 0) {
+			npk++;
+			if (!sqlite3_column_int(st, 1) && !nullable[0])
+				(void)snprintf(nullable, sizeof(nullable), "%s", col);
+		}
+	}
+	(void)sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return fail_db(s, s->w.db, rc, "checking the table");
+	if (npk == 0)
+		return fail(
+		    s, -EPERM, "table %s: no PRIMARY KEY; its rows could not be replicated", name);
+	if (wr || !nullable[0])
+		return 0; /* WITHOUT ROWID enforces NOT NULL on its key. */
+
+	/*
+	 * A rowid table's key is NOT NULL only as an INTEGER PRIMARY KEY
+	 * (the rowid itself), which, unlike any other key, has no index.
+	 */
+	if ((err = prepare(
+	         s, s->w.db, "SELECT 1 FROM pragma_index_list(?) WHERE origin = 'pk'", &st)))
+		return err;
+	(void)sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	pk_index = sqlite3_step(st) == SQLITE_ROW;
+	(void)sqlite3_finalize(st);
+	if (pk_index)
+		return fail(s, -EPERM,
+		    "table %s: primary-key column %s allows NULL; declare it NOT NULL", name,
+		    nullable);
+	return 0;
+}
+
+/* Checks every table whose name or CREATE text the statement changed. */
+static int
+tables_check(struct store *s, const struct tables *before)
+{
+	sqlite3_stmt *st;
+	struct tables after;
+	int rc, err;
+
+	if ((err = tables_read(s, &after)))
+		return err;
+	err = prepare(s, s->w.db,
+	    "SELECT name, sql FROM sqlite_schema WHERE type = 'table'"
+	    " AND name <> '" META_TABLE "' ORDER BY name",
+	    &st);
+	if (err) {
+		free(after.h);
+		return err;
+	}
+	for (size_t i = 0; (rc = sqlite3_step(st)) == SQLITE_ROW; i++) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		const char *sql = (const char *)sqlite3_column_text(st, 1);
+		bool known = false;
+
+		for (size_t j = 0; j < before->n && i < after.n; j++)
+			known = known || before->h[j] == after.h[i];
+		if (known)
+			continue;
+		if ((err = table_check(s, name, sql, after.sequence)))
+			break;
+	}
+	(void)sqlite3_finalize(st);
+	free(after.h);
+	if (err)
+		return err;
+	if (rc != SQLITE_DONE)
+		return fail_db(s, s->w.db, rc, "checking the schema");
+	return 0;
+}
+
+static int
+bind_value(sqlite3_stmt *st, int i, const struct store_value *v)
+{
+	switch (v->type) {
+	case STORE_NULL:
+		return sqlite3_bind_null(st, i);
+	case STORE_INTEGER:
+		return sqlite3_bind_int64(st, i, v->i);
+	case STORE_FLOAT:
+		return sqlite3_bind_double(st, i, v->f);
+	case STORE_TEXT:
+		return sqlite3_bind_text64(
+		    st, i, v->p ? v->p : "", v->len, SQLITE_STATIC, SQLITE_UTF8);
+	case STORE_BLOB:
+		return sqlite3_bind_blob64(st, i, v->p ? v->p : "", v->len, SQLITE_STATIC);
+	default:
+		return SQLITE_MISMATCH;
+	}
+}
+
+static int
+bind_all(struct store *s, sqlite3_stmt *st, const struct store_value *params, size_t n)
+{
+	int want = sqlite3_bind_parameter_count(st);
+
+	if ((size_t)want != n)
+		return fail(s, -EINVAL, "statement takes %d parameters, %zu given", want, n);
+	for (size_t i = 0; i < n; i++) {
+		int rc = bind_value(st, (int)i + 1, &params[i]);
+
+		if (rc != SQLITE_OK)
+			return fail(
+			    s, errno_of(rc), "parameter %zu: %s", i + 1, sqlite3_errstr(rc));
+	}
+	return 0;
+}
+
+static bool
+blank(const char *p, const char *end)
+{
+	for (; p && *p && (!end || p < end); p++)
+		if (!strchr(" \t\r\n\f\v;", *p))
+			return false;
+	return true;
+}
+
+/*
+ * Prepares the next client statement of sql at *tail in mode.  *ret is
+ * NULL at the end of the text.  Sets s->ddl for a schema statement.
+ */
+static int
+prepare_client(struct store *s, enum auth_mode mode, const char **tail, sqlite3_stmt **ret)
+{
+	int rc;
+
+	s->mode = mode;
+	s->ddl = false;
+	s->denied = false;
+	rc = sqlite3_prepare_v2(s->w.db, *tail, -1, ret, tail);
+	s->mode = AUTH_INTERNAL;
+	if (rc != SQLITE_OK) {
+		if (s->denied)
+			return fail(s, -EPERM, "%s", s->deny_msg);
+		return fail(s, errno_of(rc), "%s", sqlite3_errmsg(s->w.db));
+	}
+	return 0;
+}
+
+/*
+ * Runs one client statement of a transaction.  A schema statement is
+ * preceded by the changeset so far and followed by its own text, and a
+ * new session starts after it.
+ */
+static int
+exec_one(struct store *s, sqlite3_stmt *st, sqlite3_session **sess, struct parts *ps,
+    bool *schema_changed, int64_t *changes)
+{
+	struct tables before = {0};
+	bool ddl = s->ddl;
+	char *text = NULL;
+	int rc, err;
+
+	if (ddl) {
+		if (sqlite3_bind_parameter_count(st) > 0)
+			return fail(s, -EINVAL, "schema statements take no parameters");
+		if ((err = session_cut(s, sess, ps)))
+			return err;
+		if ((err = tables_read(s, &before)))
+			return err;
+	}
+
+	s->mode = AUTH_EXEC; /* a re-prepare on SQLITE_SCHEMA is authorized again */
+	s->denied = false;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	s->mode = AUTH_INTERNAL;
+	if (rc != SQLITE_DONE) {
+		err = s->denied ? fail(s, -EPERM, "%s", s->deny_msg)
+		                : fail(s, errno_of(rc), "%s", sqlite3_errmsg(s->w.db));
+		goto out;
+	}
+	if (!ddl && !sqlite3_stmt_readonly(st))
+		*changes += sqlite3_changes64(s->w.db);
+	if (!ddl) {
+		err = 0;
+		goto out;
+	}
+	if ((err = tables_check(s, &before)))
+		goto out;
+	text = strdup(sqlite3_sql(st));
+	if (!text) {
+		err = fail(s, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((err = parts_add(s, ps, STORE_PART_DDL, text, strlen(text))))
+		goto out;
+	*schema_changed = true;
+	err = session_start(s, sess);
+out:
+	free(before.h);
+	return err;
+}
+
+int
+store_exec(struct store *s, const struct store_stmt *stmts, size_t n, struct store_frame *ret_frame)
+{
+	sqlite3_session *sess = NULL;
+	struct parts ps = {0};
+	bool schema_changed = false;
+	uint64_t epoch, seq, before, after;
+	int64_t changes = 0, cookie;
+	int err;
+
+	s->errmsg[0] = '\0';
+	if ((err = run(s, s->w.db, s->w.begin)))
+		return err;
+	if ((err = read_position(s, &s->w, &epoch, &seq)) ||
+	    (err = schema_get(s, &s->w, &before, &cookie)))
+		goto fail;
+	/*
+	 * The session must exist before a statement is prepared: without a
+	 * preupdate hook SQLite compiles "DELETE FROM t" to a truncation
+	 * that reports no rows.
+	 */
+	if ((err = session_start(s, &sess)))
+		goto fail;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *tail = stmts[i].sql ? stmts[i].sql : "";
+		bool first = true;
+
+		for (;;) {
+			sqlite3_stmt *st = NULL;
+
+			if ((err = prepare_client(s, AUTH_EXEC, &tail, &st)))
+				goto fail;
+			if (!st)
+				break; /* end of text, or only a comment */
+			if (first && stmts[i].n_params > 0 && !blank(tail, NULL)) {
+				(void)sqlite3_finalize(st);
+				err = fail(s, -EINVAL,
+				    "statement %zu: parameters need a single statement", i + 1);
+				goto fail;
+			}
+			if (stmts[i].n_params > 0 || sqlite3_bind_parameter_count(st) > 0)
+				err = bind_all(s, st, stmts[i].params, stmts[i].n_params);
+			if (!err)
+				err = exec_one(s, st, &sess, &ps, &schema_changed, &changes);
+			(void)sqlite3_finalize(st);
+			if (err)
+				goto fail;
+			first = false;
+		}
+	}
+	if ((err = session_cut(s, &sess, &ps)))
+		goto fail;
+
+	after = before;
+	if (schema_changed && (err = schema_get(s, &s->w, &after, &cookie)))
+		goto fail;
+	if ((err = write_position(s, &s->w, epoch, seq + 1)))
+		goto fail;
+	if ((err = run(s, s->w.db, s->w.commit)))
+		goto fail;
+
+	*ret_frame = (struct store_frame){
+	    .epoch = epoch,
+	    .seq = seq + 1,
+	    .schema_before = before,
+	    .schema_after = after,
+	    .parts = ps.v,
+	    .n_parts = ps.n,
+	    .changes = changes,
+	    .last_rowid = sqlite3_last_insert_rowid(s->w.db),
+	};
+	s->epoch = epoch;
+	s->seq = seq + 1;
+	s->schema_hash = after;
+	s->schema_cookie = cookie;
+	return 0;
+
+fail:
+	if (sess)
+		sqlite3session_delete(sess);
+	parts_free(&ps);
+	rollback(s, &s->w);
+	return err;
+}
+
+void
+store_frame_clear(struct store_frame *f)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; i < f->n_parts; i++)
+		free(f->parts[i].data);
+	free(f->parts);
+	memset(f, 0, sizeof(*f));
+}
+
+/* ------------------------------------------------------------------ */
+/* Query                                                                */
+
+static int
+copy_value(struct store_value *v, sqlite3_stmt *st, int i)
+{
+	const void *src;
+	char *p;
+
+	memset(v, 0, sizeof(*v));
+	switch (sqlite3_column_type(st, i)) {
+	case SQLITE_INTEGER:
+		v->type = STORE_INTEGER;
+		v->i = sqlite3_column_int64(st, i);
+		return 0;
+	case SQLITE_FLOAT:
+		v->type = STORE_FLOAT;
+		v->f = sqlite3_column_double(st, i);
+		return 0;
+	case SQLITE_TEXT:
+		v->type = STORE_TEXT;
+		src = sqlite3_column_text(st, i);
+		break;
+	case SQLITE_BLOB:
+		v->type = STORE_BLOB;
+		src = sqlite3_column_blob(st, i);
+		break;
+	default:
+		v->type = STORE_NULL;
+		return 0;
+	}
+	v->len = (size_t)sqlite3_column_bytes(st, i);
+	p = malloc(v->len + 1);
+	if (!p)
+		return -ENOMEM;
+	if (v->len)
+		memcpy(p, src, v->len);
+	p[v->len] = '\0';
+	v->p = p;
+	return 0;
+}
+
+int
+store_query(struct store *s, const char *sql, const struct store_value *params, size_t n_params,
+    struct store_rows *ret_rows)
+{
+	struct store_rows r = {0};
+	const char *tail = sql ? sql : "";
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int rc, err;
+
+	s->errmsg[0] = '\0';
+	if ((err = prepare_client(s, AUTH_QUERY, &tail, &st)))
+		return err;
+	if (!st)
+		return fail(s, -EINVAL, "empty query");
+	if (!blank(tail, NULL)) {
+		err = fail(s, -EINVAL, "a query is a single statement");
+		goto out;
+	}
+	/* The authorizer misses writes that only a pragma or a vtab does. */
+	if (!sqlite3_stmt_readonly(st)) {
+		err = fail(s, -EPERM, "a query cannot write; use exec");
+		goto out;
+	}
+	if ((err = bind_all(s, st, params, n_params)))
+		goto out;
+
+	r.n_cols = (size_t)sqlite3_column_count(st);
+	r.names = calloc(r.n_cols + 1, sizeof(*r.names));
+	if (!r.names) {
+		err = fail(s, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t c = 0; c < r.n_cols; c++) {
+		r.names[c] = strdup(sqlite3_column_name(st, (int)c));
+		if (!r.names[c]) {
+			err = fail(s, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	s->mode = AUTH_QUERY;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r.n_rows + 1) * r.n_cols > cap) {
+			size_t ncap = cap ? 2 * cap : 16 * (r.n_cols ? r.n_cols : 1);
+			struct store_value *v = realloc(r.values, ncap * sizeof(*v));
+
+			if (!v) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			r.values = v;
+			cap = ncap;
+		}
+		for (size_t c = 0; c < r.n_cols; c++) {
+			struct store_value *v = &r.values[r.n_rows * r.n_cols + c];
+
+			if (copy_value(v, st, (int)c) < 0) {
+				/* Keep the row freeable: the rest are NULLs. */
+				for (; c < r.n_cols; c++)
+					r.values[r.n_rows * r.n_cols + c].type = STORE_NULL;
+				r.n_rows++;
+				rc = SQLITE_NOMEM;
+				break;
+			}
+		}
+		if (rc == SQLITE_NOMEM)
+			break;
+		r.n_rows++;
+	}
+	s->mode = AUTH_INTERNAL;
+	if (rc != SQLITE_DONE) {
+		err = fail(s, errno_of(rc), "%s",
+		    rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(s->w.db));
+		goto out;
+	}
+	*ret_rows = r;
+	memset(&r, 0, sizeof(r));
+out:
+	(void)sqlite3_finalize(st);
+	store_rows_free(&r);
+	return err;
+}
+
+void
+store_rows_free(struct store_rows *rows)
+{
+	if (!rows)
+		return;
+	for (size_t i = 0; i < rows->n_rows * rows->n_cols; i++)
+		free((void *)rows->values[i].p);
+	free(rows->values);
+	for (size_t c = 0; rows->names && c < rows->n_cols; c++)
+		free(rows->names[c]);
+	free(rows->names);
+	memset(rows, 0, sizeof(*rows));
+}
+
+/* ------------------------------------------------------------------ */
+/* Apply                                                                */
+
+/* A changeset for a table we lack would be skipped silently: refuse it instead. */
+static int
+apply_filter(void *data, const char *table)
+{
+	struct store *s = data;
+
+	if (sqlite3_table_column_metadata(
+	        s->a.db, "main", table, NULL, NULL, NULL, NULL, NULL, NULL) != SQLITE_OK)
+		s->apply_missing_table = true;
+	return 1;
+}
+
+static int
+apply_conflict(void *data, int reason, sqlite3_changeset_iter *it)
+{
+	struct store *s = data;
+
+	s->apply_conflicts++;
+	return SQLITE_CHANGESET_ABORT;
+}
+
+static int
+apply_ddl(struct store *s, const struct store_part *p)
+{
+	const char *sql = p->data;
+	const char *end = sql + p->len;
+
+	while (sql < end && !blank(sql, end)) {
+		sqlite3_stmt *st = NULL;
+		const char *tail = NULL;
+		int rc;
+
+		rc = sqlite3_prepare_v2(s->a.db, sql, (int)(end - sql), &st, &tail);
+		if (rc == SQLITE_OK && st) {
+			while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+				;
+			if (rc == SQLITE_DONE)
+				rc = SQLITE_OK;
+		}
+		if (rc != SQLITE_OK) {
+			int err = fail(
+			    s, -ESTALE, "schema statement fails here: %s", sqlite3_errmsg(s->a.db));
+
+			(void)sqlite3_finalize(st);
+			return err;
+		}
+		(void)sqlite3_finalize(st);
+		if (!tail || tail <= sql)
+			break;
+		sql = tail;
+	}
+	return 0;
+}
+
+static int
+apply_changeset(struct store *s, const struct store_part *p)
+{
+	int rc;
+
+	if (p->len > (size_t)INT32_MAX)
+		return fail(s, -E2BIG, "changeset of %zu bytes", p->len);
+	s->apply_missing_table = false;
+	s->apply_conflicts = 0;
+	rc = sqlite3changeset_apply_v2(s->a.db, (int)p->len, p->data, apply_filter, apply_conflict,
+	    s, NULL, NULL, SQLITE_CHANGESETAPPLY_NOSAVEPOINT);
+	if (s->apply_missing_table)
+		return fail(s, -ESTALE, "changeset for a table we do not have");
+	if (s->apply_conflicts)
+		return fail(s, -ESTALE, "changeset conflicts with our rows: the replicas diverged");
+	if (rc != SQLITE_OK) {
+		if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_MISUSE)
+			return fail(s, -EBADMSG, "corrupt changeset");
+		if ((rc & 0xff) == SQLITE_SCHEMA || (rc & 0xff) == SQLITE_ABORT ||
+		    (rc & 0xff) == SQLITE_CONSTRAINT)
+			return fail(s, -ESTALE, "changeset does not apply: %s", sqlite3_errstr(rc));
+		return fail_db(s, s->a.db, rc, "applying a changeset");
+	}
+	return 0;
+}
+
+int
+store_apply(struct store *s, const struct store_frame *f)
+{
+	uint64_t epoch, seq, hash;
+	int64_t cookie;
+	bool ddl = false;
+	int err;
+
+	s->errmsg[0] = '\0';
+	if ((err = run(s, s->a.db, s->a.begin)))
+		return err;
+	if ((err = read_position(s, &s->a, &epoch, &seq)))
+		goto fail;
+
+	if (f->epoch < epoch) {
+		err = fail(s, -EPROTO,
+		    "frame (%" PRIu64 ", %" PRIu64 ") is from an older epoch than ours (%" PRIu64
+		    ")",
+		    f->epoch, f->seq, epoch);
+		goto fail;
+	}
+	if (f->seq <= seq) {
+		if (f->epoch == epoch)
+			err = fail(s, -EALREADY, "frame %" PRIu64 " already applied", f->seq);
+		else
+			err = fail(s, -ESTALE,
+			    "epoch %" PRIu64 " continues from seq %" PRIu64 ", we are at %" PRIu64
+			    ": the replicas diverged",
+			    f->epoch, f->seq - 1, seq);
+		goto fail;
+	}
+	if (f->seq != seq + 1) {
+		err = fail(s, -EPROTO, "frame %" PRIu64 " after %" PRIu64 ": frames are missing",
+		    f->seq, seq);
+		goto fail;
+	}
+	if ((err = schema_get(s, &s->a, &hash, &cookie)))
+		goto fail;
+	if (hash != f->schema_before) {
+		err = fail(s, -ESTALE, "schema differs from the active's: the replicas diverged");
+		goto fail;
+	}
+
+	for (size_t i = 0; i < f->n_parts; i++) {
+		const struct store_part *p = &f->parts[i];
+
+		switch (p->type) {
+		case STORE_PART_CHANGESET:
+			err = apply_changeset(s, p);
+			break;
+		case STORE_PART_DDL:
+			err = apply_ddl(s, p);
+			ddl = true;
+			break;
+		default:
+			err = fail(s, -EBADMSG, "part %zu: unknown type %d", i, (int)p->type);
+			break;
+		}
+		if (err)
+			goto fail;
+	}
+	if (ddl && (err = schema_get(s, &s->a, &hash, &cookie)))
+		goto fail;
+	if (hash != f->schema_after) {
+		err = fail(s, -ESTALE, "schema after the frame differs from the active's");
+		goto fail;
+	}
+	if ((err = write_position(s, &s->a, f->epoch, f->seq)))
+		goto fail;
+	if ((err = run(s, s->a.db, s->a.commit)))
+		goto fail;
+	s->epoch = f->epoch;
+	s->seq = f->seq;
+	s->schema_hash = hash;
+	s->schema_cookie = cookie;
+	return 0;
+
+fail:
+	rollback(s, &s->a);
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
+/* Epoch, hashes, archive                                               */
+
+int
+store_set_epoch(struct store *s, uint64_t epoch)
+{
+	uint64_t e, q;
+	int err;
+
+	s->errmsg[0] = '\0';
+	if ((err = exec_internal(s, s->w.db, "PRAGMA synchronous = FULL")))
+		return err;
+	if ((err = run(s, s->w.db, s->w.begin)))
+		goto out;
+	if ((err = read_position(s, &s->w, &e, &q)))
+		goto out;
+	if (epoch < e) {
+		err = fail(
+		    s, -EINVAL, "epoch %" PRIu64 " is older than ours (%" PRIu64 ")", epoch, e);
+		goto out;
+	}
+	if ((err = write_position(s, &s->w, epoch, q)))
+		goto out;
+	if ((err = run(s, s->w.db, s->w.commit)))
+		goto out;
+	s->epoch = epoch;
+	s->seq = q;
+out:
+	rollback(s, &s->w);
+	{
+		char keep[sizeof(s->errmsg)];
+
+		memcpy(keep, s->errmsg, sizeof(keep));
+		(void)exec_internal(s, s->w.db, "PRAGMA synchronous = NORMAL");
+		memcpy(s->errmsg, keep, sizeof(keep));
+	}
+	return err;
+}
+
+static uint64_t
+hash_value(uint64_t h, sqlite3_stmt *st, int i)
+{
+	int type = sqlite3_column_type(st, i);
+
+	h = fnv1a_u64(h, (uint64_t)type);
+	switch (type) {
+	case SQLITE_INTEGER:
+		return fnv1a_u64(h, (uint64_t)sqlite3_column_int64(st, i));
+	case SQLITE_FLOAT: {
+		double d = sqlite3_column_double(st, i);
+		uint64_t u;
+
+		memcpy(&u, &d, sizeof(u));
+		return fnv1a_u64(h, u);
+	}
+	case SQLITE_TEXT:
+	case SQLITE_BLOB: {
+		const void *p = type == SQLITE_TEXT ? (const void *)sqlite3_column_text(st, i)
+		                                    : sqlite3_column_blob(st, i);
+		size_t n = (size_t)sqlite3_column_bytes(st, i);
+
+		h = fnv1a_u64(h, n);
+		return n ? fnv1a(h, p, n) : h;
+	}
+	default:
+		return h;
+	}
+}
+
+/* Hashes one table's rows, ordered by every column (distinct keys leave no ties). */
+static int
+hash_table(struct store *s, const char *name, uint64_t *h)
+{
+	sqlite3_str *q = sqlite3_str_new(s->w.db);
+	sqlite3_stmt *st = NULL;
+	char *sql;
+	int rc, err, ncol;
+
+	sqlite3_str_appendf(q, "SELECT * FROM main.\"%w\"", name);
+	sql = sqlite3_str_finish(q);
+	if (!sql)
+		return fail(s, -ENOMEM, "out of memory");
+	err = prepare(s, s->w.db, sql, &st);
+	sqlite3_free(sql);
+	if (err)
+		return err;
+	ncol = sqlite3_column_count(st);
+	(void)sqlite3_finalize(st);
+
+	q = sqlite3_str_new(s->w.db);
+	sqlite3_str_appendf(q, "SELECT * FROM main.\"%w\" ORDER BY 1", name);
+	for (int c = 2; c <= ncol; c++)
+		sqlite3_str_appendf(q, ", %d", c);
+	sql = sqlite3_str_finish(q);
+	if (!sql)
+		return fail(s, -ENOMEM, "out of memory");
+	err = prepare(s, s->w.db, sql, &st);
+	sqlite3_free(sql);
+	if (err)
+		return err;
+
+	*h = fnv1a(*h, name, strlen(name) + 1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		for (int c = 0; c < ncol; c++)
+			*h = hash_value(*h, st, c);
+	(void)sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return fail_db(s, s->w.db, rc, name);
+	return 0;
+}
+
+int
+store_content_hash(struct store *s, uint64_t *ret_hash)
+{
+	sqlite3_stmt *st;
+	uint64_t h, schema;
+	int64_t cookie;
+	int rc, err;
+
+	s->errmsg[0] = '\0';
+	if ((err = exec_internal(s, s->w.db, "BEGIN")))
+		return err;
+	if ((err = schema_get(s, &s->w, &schema, &cookie)))
+		goto out;
+	h = fnv1a_u64(FNV_INIT, schema);
+	err = prepare(s, s->w.db,
+	    "SELECT name FROM sqlite_schema WHERE type = 'table'"
+	    " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> '" META_TABLE "'"
+	    " ORDER BY name",
+	    &st);
+	if (err)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((err = hash_table(s, (const char *)sqlite3_column_text(st, 0), &h)))
+			break;
+	(void)sqlite3_finalize(st);
+	if (!err && rc != SQLITE_DONE)
+		err = fail_db(s, s->w.db, rc, "content hash");
+	if (!err)
+		*ret_hash = h;
+out:
+	rollback(s, &s->w);
+	return err;
+}
+
+int
+store_archive(struct store *s, const char *dir, uint64_t epoch, char **ret_path)
+{
+	sqlite3 *dst = NULL;
+	sqlite3_backup *b;
+	char stamp[32], *path = NULL;
+	struct tm tm;
+	time_t now = time(NULL);
+	int fd, rc, err;
+
+	s->errmsg[0] = '\0';
+	if (!gmtime_r(&now, &tm) || strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm) == 0)
+		return fail(s, -EINVAL, "cannot format the time");
+	if (asprintf(&path, "%s/diverged-%" PRIu64 "-%s.db", dir, epoch, stamp) < 0)
+		return fail(s, -ENOMEM, "out of memory");
+
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		err = fail(s, -errno, "%s: %s", path, strerror(errno));
+		free(path);
+		return err;
+	}
+	(void)close(fd);
+
+	rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE, NULL);
+	if (rc != SQLITE_OK) {
+		err = fail(s, errno_of(rc), "%s: %s", path, sqlite3_errstr(rc));
+		goto fail;
+	}
+	b = sqlite3_backup_init(dst, "main", s->w.db, "main");
+	if (!b) {
+		err = fail_db(s, dst, sqlite3_errcode(dst), path);
+		goto fail;
+	}
+	/* One pass: a stepwise copy restarts on every commit of the writer. */
+	rc = sqlite3_backup_step(b, -1);
+	(void)sqlite3_backup_finish(b);
+	if (rc != SQLITE_DONE) {
+		err = fail(s, errno_of(rc), "%s: %s", path, sqlite3_errstr(rc));
+		goto fail;
+	}
+	rc = sqlite3_close(dst);
+	dst = NULL;
+	if (rc != SQLITE_OK) {
+		err = fail(s, errno_of(rc), "%s: %s", path, sqlite3_errstr(rc));
+		goto fail;
+	}
+	*ret_path = path;
+	return 0;
+
+fail:
+	(void)sqlite3_close_v2(dst);
+	(void)unlink(path);
+	free(path);
+	return err;
+}
