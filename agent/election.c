@@ -24,6 +24,7 @@
 #include "election.h"
 
 #include <assert.h>
+#include <string.h>
 
 struct out {
 	struct election_action *a;
@@ -62,12 +63,6 @@ election_init(struct election *e, uint32_t my_id, bool my_primary, bool fencing,
 }
 
 void
-election_set_incarnation(struct election *e, uint32_t incarnation)
-{
-	e->my_incarnation = incarnation;
-}
-
-void
 election_msg(const struct election *e, struct election_state_msg *msg)
 {
 	*msg = (struct election_state_msg){
@@ -81,7 +76,51 @@ election_msg(const struct election *e, struct election_state_msg *msg)
 	    .handover_to = e->handover_to,
 	    .incarnation = e->my_incarnation,
 	    .peer_incarnation = e->peer_incarnation,
+	    .state_version = e->my_state_version,
+	    .peer_state_seen = e->peer_state_seen,
 	};
+}
+
+/* The fields of our state that a version stands for. */
+static void
+state_fields(const struct election *e, struct election_state_msg *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->nodeid = e->my_id;
+	f->role = e->role;
+	f->epoch = e->epoch;
+	f->seq = e->seq;
+	f->healthy = e->healthy;
+	f->primary = e->my_primary;
+	f->leaving = e->shutting_down;
+	f->handover_to = e->handover_to;
+}
+
+/*
+ * Has the peer's last state seen our current one?  Two standbys that each
+ * decide on an older state of the other can both promote (one regains
+ * carrier while the other promotes because it had none).  Deciding only
+ * on a state that answers ours closes that: the peer saw what we are now
+ * and stayed standby, so by the same comparison it lost.
+ */
+static bool
+peer_saw_us(const struct election *e)
+{
+	struct election_state_msg now;
+
+	if (e->my_incarnation == 0 || e->peer_msg.incarnation == 0)
+		return true;
+	state_fields(e, &now);
+	return memcmp(&now, &e->announced, sizeof(now)) == 0 &&
+	       e->peer_msg.peer_state_seen == e->my_state_version;
+}
+
+void
+election_set_incarnation(struct election *e, uint32_t incarnation)
+{
+	e->my_incarnation = incarnation;
+	state_fields(e, &e->announced);
+	e->my_state_version = 1;
 }
 
 static bool
@@ -245,7 +284,8 @@ reconsider(struct election *e, struct out *o)
 		if (!e->peer_msg_valid || e->peer_msg.role == ROLE_ACTIVE)
 			return;
 		if (e->peer_msg.handover_to == e->my_id) {
-			if (allowed)
+			/* A request made before our last change may be one we already took. */
+			if (allowed && peer_saw_us(e))
 				promote(e, o, "handover from peer");
 			return;
 		}
@@ -255,7 +295,7 @@ reconsider(struct election *e, struct out *o)
 			promote(e, o, "forced by admin");
 			return;
 		}
-		if (allowed && wins_over_peer(e))
+		if (allowed && wins_over_peer(e) && peer_saw_us(e))
 			promote(e, o, "both standby, this node wins");
 		return;
 	case PEER_LEFT:
@@ -321,8 +361,13 @@ on_peer_state(struct election *e, const struct election_state_msg *m, struct out
 	if (e->peer != PEER_MEMBER || m->nodeid == e->my_id)
 		return;
 	if (m->incarnation != 0 && m->incarnation != e->peer_incarnation) {
-		/* A peer process we have not heard before: tell it who we are now. */
+		/*
+		 * A peer process we have not heard before: what we knew of the
+		 * previous one is void, and it must learn who we are now.
+		 */
 		e->peer_incarnation = m->incarnation;
+		e->peer_state_seen = 0;
+		e->peer_msg_valid = false;
 		emit(o, ACT_BROADCAST, 0, e->epoch, NULL);
 	}
 	/*
@@ -333,6 +378,12 @@ on_peer_state(struct election *e, const struct election_state_msg *m, struct out
 	if (m->incarnation != 0 && e->my_incarnation != 0 &&
 	    m->peer_incarnation != e->my_incarnation)
 		return;
+	if (m->state_version != e->peer_state_seen) {
+		/* Answer a new state at once: the peer may be waiting for it. */
+		e->peer_state_seen = m->state_version;
+		if (e->my_incarnation != 0)
+			emit(o, ACT_BROADCAST, 0, e->epoch, NULL);
+	}
 	e->peer_id = m->nodeid;
 	e->peer_msg = *m;
 	e->peer_msg_valid = true;
@@ -466,9 +517,8 @@ on_shutdown(struct election *e, struct out *o)
 	emit(o, ACT_EXIT, 0, e->epoch, NULL);
 }
 
-size_t
-election_step(
-    struct election *e, const struct election_input *in, struct election_action *out, size_t max)
+static size_t
+step(struct election *e, const struct election_input *in, struct election_action *out, size_t max)
 {
 	struct out o = {.a = out, .n = 0, .max = max};
 
@@ -568,6 +618,21 @@ election_step(
 	}
 	reconsider(e, &o);
 	return o.n;
+}
+
+size_t
+election_step(
+    struct election *e, const struct election_input *in, struct election_action *out, size_t max)
+{
+	struct election_state_msg now;
+	size_t n = step(e, in, out, max);
+
+	state_fields(e, &now);
+	if (memcmp(&now, &e->announced, sizeof(now)) != 0) {
+		e->announced = now;
+		e->my_state_version++;
+	}
+	return n;
 }
 
 const char *

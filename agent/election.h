@@ -75,6 +75,14 @@ struct election_state_msg {
 	 */
 	uint32_t incarnation;
 	uint32_t peer_incarnation;
+	/*
+	 * The sender's state version (it rises with every change of the
+	 * fields above handover_to), and the receiver's version as the sender
+	 * last heard it: a standby promotes over a standby peer only on a
+	 * state that has seen its own current one.
+	 */
+	uint32_t state_version;
+	uint32_t peer_state_seen;
 };
 
 struct election {
@@ -95,6 +103,10 @@ struct election {
 	/* This tandemd process, and the peer's process as last heard (0: none). */
 	uint32_t my_incarnation;
 	uint32_t peer_incarnation;
+	/* Our state's version, the fields it stands for, and the peer's last version. */
+	uint32_t my_state_version;
+	struct election_state_msg announced;
+	uint32_t peer_state_seen;
 
 	/* The peer: its id (0 until known), process status and last state. */
 	uint32_t peer_id;

@@ -86,6 +86,8 @@ message_encode(const struct message *m, uint8_t *buf, size_t len)
 	put_u32(buf + 40, m->state.incarnation);
 	put_u32(buf + 44, m->state.peer_incarnation);
 	put_u32(buf + 48, m->version);
+	put_u32(buf + 52, m->state.state_version);
+	put_u32(buf + 56, m->state.peer_state_seen);
 	return MESSAGE_STATE_LEN;
 }
 
@@ -125,6 +127,10 @@ message_decode(const uint8_t *buf, size_t len, struct message *ret)
 	}
 	if (len >= 52)
 		m.version = get_u32(buf + 48);
+	if (len >= 60) {
+		m.state.state_version = get_u32(buf + 52);
+		m.state.peer_state_seen = get_u32(buf + 56);
+	}
 	if (m.state.nodeid == 0)
 		return -EBADMSG;
 	*ret = m;

@@ -18,10 +18,10 @@
 /*
  * Bytes of the state message this version writes.  The first 40 bytes
  * are the original layout; 40..47 carry the incarnations, 48..51 the
- * sender's version.  Messages of at least MESSAGE_MIN_LEN are accepted,
- * the missing fields read as 0.
+ * sender's version, 52..59 the state versions.  Messages of at least
+ * MESSAGE_MIN_LEN are accepted, the missing fields read as 0.
  */
-#define MESSAGE_STATE_LEN 52
+#define MESSAGE_STATE_LEN 60
 #define MESSAGE_MIN_LEN 40
 #define MESSAGE_MAX_LEN 1024
 

@@ -28,7 +28,9 @@ sample(void)
 	        .leaving = true,
 	        .handover_to = 1,
 	        .incarnation = 0xdeadbeef,
-	        .peer_incarnation = 0x01020304},
+	        .peer_incarnation = 0x01020304,
+	        .state_version = 7,
+	        .peer_state_seen = 9},
 	    .version = 0x000100,
 	};
 	return m;
@@ -59,6 +61,8 @@ test_round_trip(void **state)
 	assert_int_equal(d.state.peer_incarnation, 0x01020304);
 	assert_int_equal(buf[44], 0x04);
 	assert_int_equal(d.version, 0x000100);
+	assert_int_equal(d.state.state_version, 7);
+	assert_int_equal(d.state.peer_state_seen, 9);
 }
 
 /* A 40-byte state from a sender before the incarnations: they read as 0. */
@@ -76,6 +80,7 @@ test_older_layout_accepted(void **state)
 	assert_int_equal(d.state.incarnation, 0);
 	assert_int_equal(d.state.peer_incarnation, 0);
 	assert_int_equal(d.version, 0);
+	assert_int_equal(d.state.state_version, 0);
 	/* Shorter than the original layout is still refused. */
 	buf[2] = MESSAGE_MIN_LEN - 1;
 	assert_int_equal(message_decode(buf, MESSAGE_MIN_LEN - 1, &d), -EBADMSG);
