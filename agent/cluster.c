@@ -577,65 +577,62 @@ on_quorum(votequorum_handle_t handle, uint64_t context, uint32_t quorate, uint32
 	}
 }
 
-static int32_t
-cpg_ready(int32_t fd, int32_t revents, void *data)
+static cs_error_t
+dispatch_cpg(struct cluster *c)
 {
-	struct cluster *c = data;
+	return cpg_dispatch(c->cpg, CS_DISPATCH_ALL);
+}
+
+static cs_error_t
+dispatch_vq(struct cluster *c)
+{
+	return votequorum_dispatch(c->vq, CS_DISPATCH_ALL);
+}
+
+/* Nothing is tracked on cmap; dispatching it only notices a broken connection. */
+static cs_error_t
+dispatch_cmap(struct cluster *c)
+{
+	return cmap_dispatch(c->cmap, CS_DISPATCH_ALL);
+}
+
+/* Runs one connection's callbacks; a hangup or a failed dispatch loses corosync. */
+static int32_t
+ready(
+    struct cluster *c, int32_t revents, const char *what, cs_error_t (*dispatch)(struct cluster *))
+{
 	cs_error_t rc;
 
 	if (c->lost)
 		return 0;
 	enter(c);
 	if (revents & (POLLERR | POLLHUP | POLLNVAL)) {
-		lose(c, "cpg connection closed", ENOTCONN);
+		lose(c, what, ENOTCONN);
 	} else {
-		rc = cpg_dispatch(c->cpg, CS_DISPATCH_ALL);
+		rc = dispatch(c);
 		if (rc != CS_OK && rc != CS_ERR_TRY_AGAIN)
-			lose(c, "cpg_dispatch", cs_to_errno(rc));
+			lose(c, what, cs_to_errno(rc));
 	}
 	(void)exit_alive(c);
 	return 0;
+}
+
+static int32_t
+cpg_ready(int32_t fd, int32_t revents, void *data)
+{
+	return ready(data, revents, "cpg connection", dispatch_cpg);
 }
 
 static int32_t
 vq_ready(int32_t fd, int32_t revents, void *data)
 {
-	struct cluster *c = data;
-	cs_error_t rc;
-
-	if (c->lost)
-		return 0;
-	enter(c);
-	if (revents & (POLLERR | POLLHUP | POLLNVAL)) {
-		lose(c, "votequorum connection closed", ENOTCONN);
-	} else {
-		rc = votequorum_dispatch(c->vq, CS_DISPATCH_ALL);
-		if (rc != CS_OK && rc != CS_ERR_TRY_AGAIN)
-			lose(c, "votequorum_dispatch", cs_to_errno(rc));
-	}
-	(void)exit_alive(c);
-	return 0;
+	return ready(data, revents, "votequorum connection", dispatch_vq);
 }
 
 static int32_t
 cmap_ready(int32_t fd, int32_t revents, void *data)
 {
-	struct cluster *c = data;
-	cs_error_t rc;
-
-	if (c->lost)
-		return 0;
-	enter(c);
-	if (revents & (POLLERR | POLLHUP | POLLNVAL)) {
-		lose(c, "cmap connection closed", ENOTCONN);
-	} else {
-		/* Nothing is tracked; this only notices a broken connection. */
-		rc = cmap_dispatch(c->cmap, CS_DISPATCH_ALL);
-		if (rc != CS_OK && rc != CS_ERR_TRY_AGAIN)
-			lose(c, "cmap_dispatch", cs_to_errno(rc));
-	}
-	(void)exit_alive(c);
-	return 0;
+	return ready(data, revents, "cmap connection", dispatch_cmap);
 }
 
 /* Copies a cmap string into dst.  0, -ENOENT when absent, -EINVAL when too long. */
