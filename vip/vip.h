@@ -62,8 +62,8 @@ typedef void (*vip_event_fn)(enum vip_event event, const struct vip_info *info, 
  * with errno set: EINVAL for a bad address, ENODEV for an unknown interface,
  * other values from netlink.
  */
-struct vip *vip_new(qb_loop_t *loop, const struct vip_config *cfg, vip_event_fn on_event,
-    void *data);
+struct vip *vip_new(
+    qb_loop_t *loop, const struct vip_config *cfg, vip_event_fn on_event, void *data);
 
 /* Frees v and its sockets; the address is left as it is.  vip_free(NULL) is a no-op. */
 void vip_free(struct vip *v);
