@@ -82,8 +82,6 @@ struct agent {
 	char fence_target[CLUSTER_NAME_MAX];
 	char fence_error[256];
 	unsigned int fence_failures;
-	bool exiting;
-	int exit_code;
 };
 
 static void agent_feed(struct agent *a, const struct election_input *in);
@@ -236,19 +234,37 @@ epoch_save(const struct agent *a, uint64_t epoch)
 
 /* --- carrying out actions ------------------------------------------------- */
 
+/*
+ * Sends m with our current state filled in.  A state message is a snapshot
+ * (a newer one replaces it while corosync makes it wait); a switchover
+ * request is not.  Returns 0 or -errno.
+ */
+static int
+send_message(struct agent *a, struct message *m)
+{
+	uint8_t buf[MESSAGE_MAX_LEN];
+	int len;
+
+	if (a->cluster == NULL)
+		return -ENOTCONN;
+	m->version = version_number(TANDEM_VERSION);
+	election_msg(&a->el, &m->state);
+	len = message_encode(m, buf, sizeof(buf));
+	assert(len > 0);
+	if (m->type == MESSAGE_STATE)
+		return cluster_send_snapshot(a->cluster, buf, (size_t)len);
+	return cluster_send(a->cluster, buf, (size_t)len);
+}
+
 static void
 broadcast(struct agent *a)
 {
-	struct message m = {.type = MESSAGE_STATE, .version = version_number(TANDEM_VERSION)};
-	uint8_t buf[MESSAGE_MAX_LEN];
-	int len, rc;
+	struct message m = {.type = MESSAGE_STATE};
+	int rc;
 
 	if (a->cluster == NULL)
 		return;
-	election_msg(&a->el, &m.state);
-	len = message_encode(&m, buf, sizeof(buf));
-	assert(len > 0);
-	rc = cluster_send_snapshot(a->cluster, buf, (size_t)len);
+	rc = send_message(a, &m);
 	if (rc < 0)
 		qb_log(
 		    LOG_WARNING, "cannot send our state to the peer: %s, ignoring", strerror(-rc));
@@ -257,17 +273,9 @@ broadcast(struct agent *a)
 static void
 relay_switchover(struct agent *a, uint32_t to, bool force)
 {
-	struct message m = {.type = MESSAGE_SWITCHOVER,
-	    .switchover_to = to,
-	    .force = force,
-	    .version = version_number(TANDEM_VERSION)};
-	uint8_t buf[MESSAGE_MAX_LEN];
-	int len, rc;
+	struct message m = {.type = MESSAGE_SWITCHOVER, .switchover_to = to, .force = force};
+	int rc = send_message(a, &m);
 
-	election_msg(&a->el, &m.state);
-	len = message_encode(&m, buf, sizeof(buf));
-	assert(len > 0);
-	rc = a->cluster != NULL ? cluster_send(a->cluster, buf, (size_t)len) : -ENOTCONN;
 	if (rc < 0)
 		qb_log(LOG_ERR, "cannot ask the active peer to hand over: %s", strerror(-rc));
 }
@@ -414,7 +422,6 @@ execute(struct agent *a, const struct election_action *act)
 		switchover_finish(a, false, act->reason);
 		break;
 	case ACT_EXIT:
-		a->exiting = true;
 		if (a->cluster != NULL)
 			(void)cluster_leave(a->cluster);
 		qb_loop_stop(a->loop);
@@ -946,7 +953,6 @@ on_signal(int sig, void *data)
 	    a->el.role == ROLE_ACTIVE ? "handing over and leaving" : "leaving");
 	if (a->el.my_id == 0) {
 		/* Never joined: nothing to hand over. */
-		a->exiting = true;
 		qb_loop_stop(a->loop);
 		return 0;
 	}
@@ -1164,5 +1170,5 @@ main(int argc, char **argv)
 	}
 	agent_stop(&a);
 	qb_log_fini();
-	return rc == 0 ? a.exit_code : 1;
+	return rc == 0 ? 0 : 1;
 }
