@@ -222,6 +222,29 @@ read_all(int fd)
 	return buf;
 }
 
+/*
+ * Runs the loop (serving the child's requests) until child pid exits, and
+ * returns its wait status; a child still running at the deadline is killed
+ * and fails the test.
+ */
+static int
+wait_child(pid_t pid)
+{
+	int pidfd = pidfd_open(pid, 0), ws;
+
+	assert_true(pidfd >= 0);
+	assert_int_equal(
+	    qb_loop_poll_add(loop, QB_LOOP_HIGH, pidfd, POLLIN, NULL, child_exited), 0);
+	run_loop();
+	(void)qb_loop_poll_del(loop, pidfd);
+	(void)close(pidfd);
+	if (deadline_hit)
+		(void)kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &ws, 0), pid);
+	assert_false(deadline_hit);
+	return ws;
+}
+
 typedef void (*child_fn)(void *arg);
 
 /* Forks child_fn(arg) with stdout and stderr captured; waits for it on the loop. */
@@ -229,7 +252,7 @@ static void
 spawn(child_fn fn, void *arg, struct result *r)
 {
 	int out = memfd_create("out", MFD_CLOEXEC), err = memfd_create("err", MFD_CLOEXEC);
-	int pidfd, ws;
+	int ws;
 	pid_t pid;
 
 	assert_true(out >= 0 && err >= 0);
@@ -244,17 +267,7 @@ spawn(child_fn fn, void *arg, struct result *r)
 		_exit(125);
 	}
 	child_pid = pid;
-	pidfd = pidfd_open(pid, 0);
-	assert_true(pidfd >= 0);
-	assert_int_equal(
-	    qb_loop_poll_add(loop, QB_LOOP_HIGH, pidfd, POLLIN, NULL, child_exited), 0);
-	run_loop();
-	(void)qb_loop_poll_del(loop, pidfd);
-	(void)close(pidfd);
-	if (deadline_hit)
-		(void)kill(pid, SIGKILL);
-	assert_int_equal(waitpid(pid, &ws, 0), pid);
-	assert_false(deadline_hit);
+	ws = wait_child(pid);
 	r->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 	r->out = read_all(out);
 	r->err = read_all(err);
@@ -723,7 +736,7 @@ test_free_with_pending(void **state)
 	    .timeout_ms = DEADLINE_MS,
 	    .expect_disconnect = 1};
 	int out = memfd_create("out", MFD_CLOEXEC);
-	int pidfd, ws;
+	int ws;
 	pid_t pid;
 
 	/* Fork by hand: the loop must stop at the request, not at the exit. */
@@ -743,17 +756,7 @@ test_free_with_pending(void **state)
 	control_free(ctl);
 	ctl = NULL;
 
-	pidfd = pidfd_open(pid, 0);
-	assert_true(pidfd >= 0);
-	assert_int_equal(
-	    qb_loop_poll_add(loop, QB_LOOP_HIGH, pidfd, POLLIN, NULL, child_exited), 0);
-	run_loop();
-	(void)qb_loop_poll_del(loop, pidfd);
-	(void)close(pidfd);
-	if (deadline_hit)
-		(void)kill(pid, SIGKILL);
-	assert_int_equal(waitpid(pid, &ws, 0), pid);
-	assert_false(deadline_hit);
+	ws = wait_child(pid);
 	assert_true(WIFEXITED(ws));
 	assert_int_equal(WEXITSTATUS(ws), 0);
 	(void)close(out);
