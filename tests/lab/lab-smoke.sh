@@ -20,7 +20,7 @@ if [[ $(id -u) != 0 ]] || ! command -v corosync >/dev/null; then
 	exit 77
 fi
 
-# ok, fail, check, check_rc, eventually: shared with the tandemd scenarios.
+# ok, fail, check, check_rc, eventually, reach: shared with the tandemd scenarios.
 # shellcheck source=lib.sh
 . "$SRC/tests/lab/lib.sh"
 
@@ -86,17 +86,6 @@ membership()
 	local out
 	out=$(node "$1" corosync-quorumtool -s 2>/dev/null) || true
 	[[ $out =~ Nodes:[[:space:]]+2 && $out =~ Quorate:[[:space:]]+Yes ]]
-}
-
-# reach ADDR - the client reaches ADDR: a TCP connect to a closed port is
-# refused (RST) by a live host and times out (no ARP answer) otherwise.
-# Needs no ping (not on a minimal Debian).
-reach()
-{
-	local out
-	out=$("$LABCTL" client timeout 2 bash -c "exec 3<>/dev/tcp/$1/9" 2>&1) &&
-		return 0
-	[[ $out == *"Connection refused"* ]]
 }
 
 unreachable()
