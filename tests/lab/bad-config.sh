@@ -66,4 +66,28 @@ check "no state dir was created" test ! -e "$tmp/state"
 good >"$tmp/good.conf"
 check "tandemd -t accepts the good config and prints it in full" \
 	bash -c '"$1" -t -c "$2" | grep -q "^announce_count = "' _ "$TANDEM_BUILD/agent/tandemd" "$tmp/good.conf"
+
+# A valid file that names something missing on this node: tandemd stops at
+# start with the reason, before it serves or joins anything.
+# fails_start NAME TEXT SED - tandemd exits 1 and its log names TEXT.
+fails_start()
+{
+	local name=$1 text=$2 expr=$3 err rc=0
+	good | sed "$expr" >"$tmp/$name.conf"
+	err=$(ip netns exec "$ns" timeout 10 "$TANDEM_BUILD/agent/tandemd" -f -c "$tmp/$name.conf" 2>&1 >/dev/null) || rc=$?
+	if ((rc == 1)) && [[ $err == *"$text"* ]]; then
+		ok "$name: exit 1 at start, saying '$text'"
+	else
+		fail "$name: exit $rc, log '$err'"
+	fi
+}
+
+fails_start no-interface "[vip] 192.0.2.50/24 on eth9: no such interface" 's/interface = eth0/interface = eth9/'
+fails_start no-agent "[fence] agent: '/nonexistent/fence_x' not found" 's|agent = none|agent = /nonexistent/fence_x|'
+check "a missing fence agent stops tandemd before its state dir is made" test ! -e "$tmp/state"
+mkdir -p "$tmp/state"
+echo garbage >"$tmp/state/epoch"
+fails_start bad-epoch "epoch: Bad message (fix or remove it)" ''
+check "the corrupt epoch file is left as it was" \
+	bash -c '[[ $(cat "$1") == garbage ]]' _ "$tmp/state/epoch"
 lab_done

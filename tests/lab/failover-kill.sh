@@ -21,6 +21,7 @@ check "n2 reports the peer fenced" field_is n2 '.peers[0].process' fenced
 check "n2 reports redundancy degraded" field_is n2 .redundancy degraded
 check_serving n2
 
+check_rc 1 "start-daemon refuses a node that is powered off" "$LABCTL" start-daemon n1
 "$LABCTL" start n1 >/dev/null
 check "n1 returns as standby" eventually 20 is n1 standby
 check "n2 stays active (no preemption)" for_a_while 2 is n2 active

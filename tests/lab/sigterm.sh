@@ -19,6 +19,8 @@ check "n2 logged the handover" log_has n2 "handover from peer"
 check "n2 reports the peer left" field_is n2 '.peers[0].process' left
 check_serving n2
 
+check_rc 1 "start-daemon refuses a node whose tandemd already runs" \
+	"$LABCTL" start-daemon n2
 "$LABCTL" start-daemon n1 >/dev/null
 check "n1 returns as standby" eventually 20 is n1 standby
 check_serving n2
