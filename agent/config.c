@@ -44,6 +44,7 @@ enum section_id {
 	SEC_TANDEM,
 	SEC_VIP,
 	SEC_FENCE,
+	SEC_REPLICATION,
 	SEC_FENCE_NODE,
 };
 
@@ -52,6 +53,7 @@ static const char *const section_names[] = {
     [SEC_TANDEM] = "tandem",
     [SEC_VIP] = "vip",
     [SEC_FENCE] = "fence",
+    [SEC_REPLICATION] = "replication",
     [SEC_FENCE_NODE] = "fence:NODE",
 };
 
@@ -72,6 +74,14 @@ enum key_id {
 	K_RETRIES,
 	K_RETRY_INTERVAL,
 	K_DELAY,
+	K_MODE,
+	K_PORT,
+	K_LISTEN,
+	K_CA,
+	K_CERT,
+	K_KEY,
+	K_REPL_TIMEOUT,
+	K_BACKLOG,
 	K_COUNT,
 };
 
@@ -95,6 +105,14 @@ static const struct key_def {
     [K_RETRIES] = {SEC_FENCE, "retries"},
     [K_RETRY_INTERVAL] = {SEC_FENCE, "retry_interval"},
     [K_DELAY] = {SEC_FENCE, "delay"},
+    [K_MODE] = {SEC_REPLICATION, "mode"},
+    [K_PORT] = {SEC_REPLICATION, "port"},
+    [K_LISTEN] = {SEC_REPLICATION, "listen"},
+    [K_CA] = {SEC_REPLICATION, "ca"},
+    [K_CERT] = {SEC_REPLICATION, "cert"},
+    [K_KEY] = {SEC_REPLICATION, "key"},
+    [K_REPL_TIMEOUT] = {SEC_REPLICATION, "timeout"},
+    [K_BACKLOG] = {SEC_REPLICATION, "backlog"},
 };
 
 static const struct {
@@ -112,6 +130,7 @@ static const struct {
 /* Upper limits for the plain counts: beyond them a value is a typo. */
 #define ANNOUNCE_COUNT_MAX 100
 #define RETRIES_MAX 100
+#define BACKLOG_MAX_MIB 4096
 
 struct parse {
 	const char *path;
@@ -326,7 +345,7 @@ section_begin(struct parse *p, const char *name, size_t len)
 	p->node = NULL;
 	p->section = SEC_NONE;
 
-	for (i = SEC_TANDEM; i <= SEC_FENCE; i++) {
+	for (i = SEC_TANDEM; i <= SEC_REPLICATION; i++) {
 		if (strcmp(p->section_name, section_names[i]) != 0)
 			continue;
 		if (p->section_line[i])
@@ -339,7 +358,8 @@ section_begin(struct parse *p, const char *name, size_t len)
 	}
 	if (strncmp(p->section_name, "fence:", 6) != 0)
 		return fail(p, p->line,
-		    "[%s]: unknown section, use [tandem], [vip], [fence] or [fence:NODE]",
+		    "[%s]: unknown section, use [tandem], [vip], [fence], [replication] or "
+		    "[fence:NODE]",
 		    p->section_name);
 
 	node = p->section_name + 6;
@@ -564,6 +584,29 @@ set_interface(struct parse *p, const char *value)
 	return set_string(p, &p->c->vip_interface, value);
 }
 
+/* An absolute path, replacing the default. */
+static int
+set_path(struct parse *p, enum key_id k, const char *value, char **field)
+{
+	if (value[0] != '/')
+		return key_fail(p, k, "'%s' is not an absolute path, use such as /etc/tandem/tls/%s",
+		    value, k == K_CA ? "ca.crt" : k == K_CERT ? "node.crt" : "node.key");
+	free(*field);
+	*field = NULL;
+	return set_string(p, field, value);
+}
+
+static int
+set_listen(struct parse *p, const char *value)
+{
+	unsigned char bin[sizeof(struct in6_addr)];
+
+	if (inet_pton(AF_INET, value, bin) != 1 && inet_pton(AF_INET6, value, bin) != 1)
+		return key_fail(p, K_LISTEN,
+		    "'%s' is not a numeric IPv4 or IPv6 address, use such as 192.0.2.11", value);
+	return set_string(p, &p->c->repl_listen, value);
+}
+
 static int
 set_key(struct parse *p, enum key_id k, const char *value)
 {
@@ -631,6 +674,28 @@ set_key(struct parse *p, enum key_id k, const char *value)
 		return set_duration(p, k, value, 1, &c->fence_retry_interval_ms);
 	case K_DELAY:
 		return set_duration(p, k, value, 0, &c->fence_delay_ms);
+	case K_MODE:
+		if (strcmp(value, "sync") == 0)
+			c->repl_async = false;
+		else if (strcmp(value, "async") == 0)
+			c->repl_async = true;
+		else
+			return key_fail(p, k, "'%s' is not a mode, use sync or async", value);
+		return 1;
+	case K_PORT:
+		return set_count(p, k, value, 1, 65535, &c->repl_port);
+	case K_LISTEN:
+		return set_listen(p, value);
+	case K_CA:
+		return set_path(p, k, value, &c->repl_ca);
+	case K_CERT:
+		return set_path(p, k, value, &c->repl_cert);
+	case K_KEY:
+		return set_path(p, k, value, &c->repl_key);
+	case K_REPL_TIMEOUT:
+		return set_duration(p, k, value, 1000, &c->repl_timeout_ms);
+	case K_BACKLOG:
+		return set_count(p, k, value, 1, BACKLOG_MAX_MIB, &c->repl_backlog_mib);
 	case K_COUNT:
 		break;
 	}
@@ -696,7 +761,9 @@ handle(void *data, const char *section, const char *name, const char *value)
 		return 0;
 	if (p->section == SEC_NONE)
 		return fail(p, p->line,
-		    "%s: key outside any section, put it under [tandem], [vip] or [fence]", name);
+		    "%s: key outside any section, put it under [tandem], [vip], [fence] or "
+		    "[replication]",
+		    name);
 	if (*name == '\0')
 		return fail(
 		    p, p->line, "[%s]: no key before '=', write 'key = value'", p->section_name);
@@ -775,6 +842,9 @@ config_load(const char *path, struct config *ret, char *err, size_t errlen)
 	    .fence_retries = 2,
 	    .fence_retry_interval_ms = 5000,
 	    .fence_delay_ms = 5000,
+	    .repl_port = 7405,
+	    .repl_timeout_ms = 10000,
+	    .repl_backlog_mib = 64,
 	};
 	struct parse p = {.path = path, .c = &c};
 	int r;
@@ -789,7 +859,10 @@ config_load(const char *path, struct config *ret, char *err, size_t errlen)
 		goto out;
 	}
 	c.state_dir = strdup("/var/lib/tandem");
-	if (!c.state_dir) {
+	c.repl_ca = strdup("/etc/tandem/tls/ca.crt");
+	c.repl_cert = strdup("/etc/tandem/tls/node.crt");
+	c.repl_key = strdup("/etc/tandem/tls/node.key");
+	if (!c.state_dir || !c.repl_ca || !c.repl_cert || !c.repl_key) {
 		(void)fail_nomem(&p);
 		goto out;
 	}
@@ -827,6 +900,10 @@ config_free(struct config *c)
 	free(c->vip_address);
 	free(c->vip_interface);
 	free(c->fence_agent);
+	free(c->repl_listen);
+	free(c->repl_ca);
+	free(c->repl_cert);
+	free(c->repl_key);
 	for (i = 0; i < c->n_fence_nodes; i++) {
 		free(c->fence_nodes[i].node);
 		for (j = 0; j < c->fence_nodes[i].n_options; j++)
@@ -880,6 +957,17 @@ config_print(const struct config *c, FILE *f)
 	fprintf(f, "retries = %u\n", c->fence_retries);
 	print_duration(f, "retry_interval", c->fence_retry_interval_ms);
 	print_duration(f, "delay", c->fence_delay_ms);
+
+	fprintf(f, "\n[replication]\n");
+	fprintf(f, "mode = %s\n", c->repl_async ? "async" : "sync");
+	fprintf(f, "port = %u\n", c->repl_port);
+	if (c->repl_listen)
+		print_string(f, "listen", c->repl_listen);
+	print_string(f, "ca", c->repl_ca);
+	print_string(f, "cert", c->repl_cert);
+	print_string(f, "key", c->repl_key);
+	print_duration(f, "timeout", c->repl_timeout_ms);
+	fprintf(f, "backlog = %u\n", c->repl_backlog_mib);
 
 	for (i = 0; i < c->n_fence_nodes; i++) {
 		fprintf(f, "\n[fence:%s]\n", c->fence_nodes[i].node);

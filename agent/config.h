@@ -1,8 +1,8 @@
 /*
  * config: tandem.conf, parsed and validated before anything starts.
  *
- * The file is INI (libinih).  Sections: [tandem], [vip], [fence] and one
- * [fence:NODE] per node with the options given to the fence agent for
+ * The file is INI (libinih).  Sections: [tandem], [vip], [fence],
+ * [replication] and one [fence:NODE] per node with the options given to the fence agent for
  * that node.  Durations take a unit (ms, s, m); sizes and counts are plain
  * integers.  Every error is one line naming the file, the line, the key
  * and what is wrong with the value, and the daemon does not start.
@@ -54,6 +54,16 @@ struct config {
 	unsigned int fence_delay_ms; /* default 5000: the standby's delay in a possible split */
 	struct config_fence_node fence_nodes[CONFIG_MAX_FENCE_NODES];
 	unsigned int n_fence_nodes;
+
+	/* [replication] */
+	bool repl_async;               /* mode = async; default sync */
+	unsigned int repl_port;        /* default 7405 */
+	char *repl_listen;             /* numeric address; NULL: this node's ring0_addr */
+	char *repl_ca;                 /* default /etc/tandem/tls/ca.crt */
+	char *repl_cert;               /* default /etc/tandem/tls/node.crt */
+	char *repl_key;                /* default /etc/tandem/tls/node.key */
+	unsigned int repl_timeout_ms;  /* default 10s, >= 1s */
+	unsigned int repl_backlog_mib; /* default 64, 1..4096 */
 };
 
 /*
