@@ -99,6 +99,8 @@ struct cluster {
 
 	struct cluster_node self;
 	struct cluster_node peer;
+	/* totem.cluster_name ("" when unset). */
+	char name[CLUSTER_NAME_MAX];
 	pid_t pid;
 
 	/* Pending work for the retry timer: join, queued messages, leave. */
@@ -793,6 +795,9 @@ connect_all(struct cluster *c)
 	r = read_nodelist(c);
 	if (r < 0)
 		return r;
+	r = cmap_string(c, "totem.cluster_name", c->name, sizeof(c->name));
+	if (r < 0 && r != -ENOENT)
+		return r;
 
 	rc = votequorum_initialize(&c->vq, &vq_callbacks);
 	if (rc == CS_ERR_LIBRARY)
@@ -1043,6 +1048,12 @@ const struct cluster_node *
 cluster_self(const struct cluster *c)
 {
 	return c == NULL ? NULL : &c->self;
+}
+
+const char *
+cluster_name(const struct cluster *c)
+{
+	return c == NULL ? "" : c->name;
 }
 
 const struct cluster_node *

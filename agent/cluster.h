@@ -124,4 +124,7 @@ const struct cluster_node *cluster_node_by_name(const struct cluster *c, const c
 
 bool cluster_quorate(const struct cluster *c);
 
+/* corosync's totem.cluster_name, read at connect ("" when it is not set). */
+const char *cluster_name(const struct cluster *c);
+
 #endif
