@@ -6,6 +6,12 @@
  * it handed over, it left cleanly, or our fence agent said it is off.  Two
  * actives that meet after a split settle by epoch, the newer one staying.
  *
+ * Rule 2 (no acknowledged write lost): a standby promotes on its own only
+ * when it holds every acknowledged write (in sync with the active's
+ * stream), and takes a handover only once its data reaches the position
+ * the active demoted at.  Between two standbys the newer data wins; a
+ * forced promotion is the admin's decision to accept what is missing.
+ *
  * Rule 3 (no preemption): a node that finds an active peer stays standby;
  * identity (primary) only breaks a tie between two standbys, that is a cold
  * start, and decides which side of a split fences without a delay when
@@ -69,7 +75,9 @@ election_msg(const struct election *e, struct election_state_msg *msg)
 	    .nodeid = e->my_id,
 	    .role = e->role,
 	    .epoch = e->epoch,
+	    .data_epoch = e->data_epoch,
 	    .seq = e->seq,
+	    .in_sync = e->role == ROLE_ACTIVE || e->in_sync,
 	    .healthy = e->healthy,
 	    .primary = e->my_primary,
 	    .leaving = e->shutting_down,
@@ -89,7 +97,9 @@ state_fields(const struct election *e, struct election_state_msg *f)
 	f->nodeid = e->my_id;
 	f->role = e->role;
 	f->epoch = e->epoch;
+	f->data_epoch = e->data_epoch;
 	f->seq = e->seq;
+	f->in_sync = e->role == ROLE_ACTIVE || e->in_sync;
 	f->healthy = e->healthy;
 	f->primary = e->my_primary;
 	f->leaving = e->shutting_down;
@@ -127,7 +137,34 @@ static bool
 peer_is_ready_standby(const struct election *e)
 {
 	return e->peer == PEER_MEMBER && e->peer_msg_valid && e->peer_msg.role == ROLE_STANDBY &&
-	       e->peer_msg.healthy && !e->peer_msg.leaving;
+	       e->peer_msg.healthy && !e->peer_msg.leaving && e->peer_msg.in_sync;
+}
+
+bool
+election_may_ack_alone(const struct election *e, uint64_t min_seq)
+{
+	if (e->role != ROLE_ACTIVE)
+		return false;
+	switch (e->peer) {
+	case PEER_FENCED:
+	case PEER_LEFT:
+		return true;
+	case PEER_MEMBER:
+		return e->peer_msg_valid && !e->peer_msg.in_sync && e->peer_msg.seq >= min_seq;
+	case PEER_UNKNOWN:
+	case PEER_LOST:
+		return false;
+	}
+	return false;
+}
+
+/* Is our data at least as new as the position (epoch, seq)? */
+static bool
+data_reaches(const struct election *e, uint64_t epoch, uint64_t seq)
+{
+	if (e->data_epoch != epoch)
+		return e->data_epoch > epoch;
+	return e->seq >= seq;
 }
 
 bool
@@ -174,10 +211,12 @@ wins_over_peer(const struct election *e)
 
 	if (p->leaving || !p->healthy)
 		return true;
-	if (e->epoch != p->epoch)
-		return e->epoch > p->epoch;
+	if (e->data_epoch != p->data_epoch)
+		return e->data_epoch > p->data_epoch;
 	if (e->seq != p->seq)
 		return e->seq > p->seq;
+	if (e->epoch != p->epoch)
+		return e->epoch > p->epoch;
 	if (e->my_primary != p->primary)
 		return e->my_primary;
 	return e->my_id < p->nodeid;
@@ -251,6 +290,8 @@ static void
 reconsider(struct election *e, struct out *o)
 {
 	bool allowed = (e->quorate || e->force) && e->healthy && !e->shutting_down;
+	/* Without every acknowledged write, only an admin's --force promotes. */
+	bool data_ok = e->in_sync || e->force;
 
 	if (e->role == ROLE_ACTIVE) {
 		if (!e->quorate && !e->force) {
@@ -284,8 +325,13 @@ reconsider(struct election *e, struct out *o)
 		if (!e->peer_msg_valid || e->peer_msg.role == ROLE_ACTIVE)
 			return;
 		if (e->peer_msg.handover_to == e->my_id) {
-			/* A request made before our last change may be one we already took. */
-			if (allowed && peer_saw_us(e))
+			/*
+			 * A request made before our last change may be one we already
+			 * took.  The frames the active committed before it demoted
+			 * may still be on their way: wait until we have them.
+			 */
+			if (allowed && peer_saw_us(e) && e->in_sync &&
+			    data_reaches(e, e->peer_msg.data_epoch, e->peer_msg.seq))
 				promote(e, o, "handover from peer");
 			return;
 		}
@@ -299,11 +345,11 @@ reconsider(struct election *e, struct out *o)
 			promote(e, o, "both standby, this node wins");
 		return;
 	case PEER_LEFT:
-		if (allowed)
+		if (allowed && data_ok)
 			promote(e, o, "peer left cleanly");
 		return;
 	case PEER_FENCED:
-		if (allowed)
+		if (allowed && data_ok)
 			promote(e, o, e->fencing ? "peer fenced" : "peer lost, fencing disabled");
 		return;
 	case PEER_LOST:
@@ -455,8 +501,8 @@ on_switchover(struct election *e, uint32_t to, bool force, struct out *o)
 			refuse(o, "the peer is not healthy (its VIP interface has no carrier)");
 			return;
 		}
-		if (!force && e->peer_msg.seq < e->seq) {
-			refuse(o, "the peer is not in sync");
+		if (!force && !e->peer_msg.in_sync) {
+			refuse(o, "the peer is not in sync yet (it is still catching up)");
 			return;
 		}
 		demote(e, o, target, "switchover");
@@ -601,6 +647,18 @@ step(struct election *e, const struct election_input *in, struct election_action
 	case IN_SHUTDOWN:
 		on_shutdown(e, &o);
 		return o.n;
+	case IN_DATA:
+		if (e->data_epoch != in->u.data.epoch || e->seq != in->u.data.seq ||
+		    e->in_sync != in->u.data.in_sync) {
+			e->data_epoch = in->u.data.epoch;
+			e->seq = in->u.data.seq;
+			e->in_sync = in->u.data.in_sync;
+			/* The peer may be deciding on our data: tell it (the active's position
+			 * moves with every write, it is sent with the next state). */
+			if (e->role == ROLE_STANDBY)
+				emit(&o, ACT_BROADCAST, 0, e->epoch, NULL);
+		}
+		break;
 	case IN_COROSYNC_LOST:
 		e->quorate = false;
 		e->force = false;

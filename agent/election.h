@@ -60,8 +60,14 @@ struct election_state_msg {
 	uint32_t nodeid;
 	enum election_role role;
 	uint64_t epoch;
-	/* Data position; 0 until replication exists. */
+	/* Data position: the epoch and seq of the last frame committed or applied. */
+	uint64_t data_epoch;
 	uint64_t seq;
+	/*
+	 * The sender holds every write the active acknowledged: it is the
+	 * active, or a standby caught up with the active's live stream.
+	 */
+	bool in_sync;
 	/* Local health: the VIP's interface has carrier. */
 	bool healthy;
 	bool primary;
@@ -93,7 +99,10 @@ struct election {
 
 	enum election_role role;
 	uint64_t epoch;
+	/* Our data position and whether we hold every acknowledged write (IN_DATA). */
+	uint64_t data_epoch;
 	uint64_t seq;
+	bool in_sync;
 	bool healthy;
 	bool quorate;
 	bool shutting_down;
@@ -144,6 +153,8 @@ enum election_input_type {
 	IN_SHUTDOWN,
 	/* The connection to corosync broke: membership is unknown. */
 	IN_COROSYNC_LOST,
+	/* Our data position or in-sync flag changed (from replicate). */
+	IN_DATA,
 };
 
 struct election_input {
@@ -158,6 +169,11 @@ struct election_input {
 		bool quorate;
 		bool healthy;
 		bool fence_ok;
+		struct {
+			uint64_t epoch;
+			uint64_t seq;
+			bool in_sync;
+		} data;
 		struct election_state_msg peer;
 		struct {
 			/* 0: the node that is not active now. */
@@ -229,8 +245,19 @@ void election_set_incarnation(struct election *e, uint32_t incarnation);
 /* Fills msg with the state this node announces. */
 void election_msg(const struct election *e, struct election_state_msg *msg);
 
-/* True when the pair is redundant: we and a healthy peer, one active. */
+/* True when the pair is redundant: we and a healthy peer in sync, one active. */
 bool election_redundant(const struct election *e);
+
+/*
+ * Rule 2: may the active acknowledge writes without the standby?  Only
+ * when the peer cannot be promoted with less data: it was fenced (or
+ * fencing is off), it left cleanly, or its own state, at a position of
+ * at least min_seq, says it is out of sync.  min_seq is the position at
+ * which the current standby was last declared in sync (the replication
+ * stream's marker; 0 if never): an out-of-sync state from before that is
+ * stale and does not count.
+ */
+bool election_may_ack_alone(const struct election *e, uint64_t min_seq);
 
 const char *election_role_name(enum election_role role);
 const char *election_peer_name(enum peer_status status);

@@ -5,8 +5,13 @@
  *   0  u8  version          1  u8  type          2  u16 length
  *   4  u32 nodeid           8  u64 epoch         16 u64 seq
  *   24 u32 handover_to      28 u32 switchover_to
- *   32 u8  role             33 u8  flags (healthy, primary, leaving, force)
+ *   32 u8  role             33 u8  flags (healthy, primary, leaving, force,
+ *                                          in sync)
  *   34..39 reserved, zero
+ *   40 u32 incarnation      44 u32 peer_incarnation   48 u32 version
+ *   52 u32 state_version    56 u32 peer_state_seen    60 u64 data_epoch
+ * seq and data_epoch are the sender's data position (the last frame it
+ * committed or applied), epoch its election epoch.
  * Data never travels here (see DESIGN.md, replicate/): these are small
  * idempotent control messages, safe to resend and to supersede.
  */
@@ -20,6 +25,7 @@ enum {
 	FLAG_PRIMARY = 1u << 1,
 	FLAG_LEAVING = 1u << 2,
 	FLAG_FORCE = 1u << 3,
+	FLAG_IN_SYNC = 1u << 4,
 };
 
 static void
@@ -82,12 +88,15 @@ message_encode(const struct message *m, uint8_t *buf, size_t len)
 		flags |= FLAG_LEAVING;
 	if (m->force)
 		flags |= FLAG_FORCE;
+	if (m->state.in_sync)
+		flags |= FLAG_IN_SYNC;
 	buf[33] = flags;
 	put_u32(buf + 40, m->state.incarnation);
 	put_u32(buf + 44, m->state.peer_incarnation);
 	put_u32(buf + 48, m->version);
 	put_u32(buf + 52, m->state.state_version);
 	put_u32(buf + 56, m->state.peer_state_seen);
+	put_u64(buf + 60, m->state.data_epoch);
 	return MESSAGE_STATE_LEN;
 }
 
@@ -121,6 +130,7 @@ message_decode(const uint8_t *buf, size_t len, struct message *ret)
 	m.state.primary = buf[33] & FLAG_PRIMARY;
 	m.state.leaving = buf[33] & FLAG_LEAVING;
 	m.force = (buf[33] & FLAG_FORCE) != 0;
+	m.state.in_sync = (buf[33] & FLAG_IN_SYNC) != 0;
 	if (len >= 48) {
 		m.state.incarnation = get_u32(buf + 40);
 		m.state.peer_incarnation = get_u32(buf + 44);
@@ -131,6 +141,8 @@ message_decode(const uint8_t *buf, size_t len, struct message *ret)
 		m.state.state_version = get_u32(buf + 52);
 		m.state.peer_state_seen = get_u32(buf + 56);
 	}
+	if (len >= 68)
+		m.state.data_epoch = get_u64(buf + 60);
 	if (m.state.nodeid == 0)
 		return -EBADMSG;
 	*ret = m;

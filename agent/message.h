@@ -18,10 +18,12 @@
 /*
  * Bytes of the state message this version writes.  The first 40 bytes
  * are the original layout; 40..47 carry the incarnations, 48..51 the
- * sender's version, 52..59 the state versions.  Messages of at least
- * MESSAGE_MIN_LEN are accepted, the missing fields read as 0.
+ * sender's version, 52..59 the state versions, 60..67 the data epoch (and
+ * flag bit 4 says in sync).  Messages of at least MESSAGE_MIN_LEN are
+ * accepted, the missing fields read as 0 (a sender without data fields is
+ * never in sync).
  */
-#define MESSAGE_STATE_LEN 60
+#define MESSAGE_STATE_LEN 68
 #define MESSAGE_MIN_LEN 40
 #define MESSAGE_MAX_LEN 1024
 

@@ -77,6 +77,17 @@ step(struct election *e, const struct election_input *in)
 	return r;
 }
 
+/*
+ * election_init, and the node holds every acknowledged write: the rules
+ * of the pair are tested on their own, the data rules further down.
+ */
+static void
+init_synced(struct election *e, uint32_t my_id, bool my_primary, bool fencing, uint64_t epoch)
+{
+	election_init(e, my_id, my_primary, fencing, epoch);
+	e->in_sync = true;
+}
+
 /* ---- inputs -------------------------------------------------------------- */
 
 static struct election_input
@@ -252,7 +263,7 @@ check_state(const struct election *e, enum election_role role, uint64_t epoch)
 static void
 lone_boot(struct election *e, uint32_t id, bool primary, bool fencing, uint64_t epoch)
 {
-	election_init(e, id, primary, fencing, epoch);
+	init_synced(e, id, primary, fencing, epoch);
 	check_step(e, in_gone(id == N1 ? N2 : N1, LOSS_NODEDOWN), "");
 }
 
@@ -413,7 +424,7 @@ assert_roles(const struct pair *p, enum election_role r1, enum election_role r2)
 static void
 restart_as(struct pair *p, int i, bool primary, bool fencing, uint64_t epoch)
 {
-	election_init(&p->n[i], id_of(i), primary, fencing, epoch);
+	init_synced(&p->n[i], id_of(i), primary, fencing, epoch);
 	p->qn[i] = 0;
 }
 
@@ -615,7 +626,7 @@ test_stale_state_from_before_restart_ignored(void **state)
 	struct election_state_msg fresh = stale;
 
 	(void)state;
-	election_init(&e, N1, true, true, 4);
+	init_synced(&e, N1, true, true, 4);
 	election_set_incarnation(&e, 0xa1);
 	check_step(&e, in_quorum(true), "");
 	check_step(&e, in_join(N2), "broadcast:0:4");
@@ -649,8 +660,8 @@ test_crossing_decisions_one_active(void **state)
 	struct election_state_msg m, b_standby;
 
 	(void)state;
-	election_init(&a, N1, true, true, 4);
-	election_init(&b, N2, false, true, 4);
+	init_synced(&a, N1, true, true, 4);
+	init_synced(&b, N2, false, true, 4);
 	election_set_incarnation(&a, 0x11);
 	election_set_incarnation(&b, 0x22);
 	/* Not quorate yet: they meet and learn each other's state first. */
@@ -686,8 +697,8 @@ test_crossing_decisions_legacy_peer(void **state)
 	struct election_state_msg m, b_standby;
 
 	(void)state;
-	election_init(&a, N1, true, true, 4);
-	election_init(&b, N2, false, true, 4);
+	init_synced(&a, N1, true, true, 4);
+	init_synced(&b, N2, false, true, 4);
 	check_msg(&a, in_join(N2), "");
 	check_msg(&b, in_join(N1), "");
 	check_msg(&a, in_health(false), "");
@@ -783,7 +794,7 @@ test_no_promotion_without_quorum(void **state)
 
 	(void)state;
 	/* The active left cleanly, but this node has no quorum. */
-	election_init(&e, N2, false, true, 3);
+	init_synced(&e, N2, false, true, 3);
 	check_step(&e, in_join(N1), "broadcast:0:3");
 	check_step(&e, in_gone(N1, LOSS_LEAVE), "");
 	assert_int_equal(role_of(&e), ROLE_STANDBY);
@@ -999,7 +1010,7 @@ test_fence_none_promotes_at_once(void **state)
 	    .nodeid = N2, .role = ROLE_ACTIVE, .epoch = 6, .healthy = true};
 
 	(void)state;
-	election_init(&e, N1, true, false, 6);
+	init_synced(&e, N1, true, false, 6);
 	meet_peer(&e, N2, &active);
 	assert_int_equal(role_of(&e), ROLE_STANDBY);
 	check_reason(
@@ -1024,7 +1035,7 @@ test_grace_then_fence_at_once(void **state)
 	struct election e;
 
 	(void)state;
-	election_init(&e, N2, false, true, 1);
+	init_synced(&e, N2, false, true, 1);
 	check_step(&e, in_quorum(true), "");
 	/* The peer's node is up, its tandemd is not in the group yet. */
 	check_step(&e, in_absent(N1), "arm-grace:1:1");
@@ -1040,7 +1051,7 @@ test_grace_peer_joins_in_time(void **state)
 	struct election e;
 
 	(void)state;
-	election_init(&e, N2, false, true, 1);
+	init_synced(&e, N2, false, true, 1);
 	check_step(&e, in_quorum(true), "");
 	check_step(&e, in_absent(N1), "arm-grace:1:1");
 	check_step(&e, in_join(N1), "broadcast:0:1");
@@ -1183,7 +1194,7 @@ test_switchover_refused_peer_not_ready(void **state)
 	struct election e;
 
 	(void)state;
-	election_init(&e, N2, false, true, 0);
+	init_synced(&e, N2, false, true, 0);
 	check_step(&e, in_quorum(true), "");
 	check_step(&e, in_join(N1), "broadcast:0:0");
 	check_refused(&e, in_switchover(N2, false), "not ready");
@@ -1323,7 +1334,7 @@ test_two_actives_same_epoch_primary_stays(void **state)
 
 	(void)state;
 	/* n2 active at epoch 3 meets n1, the primary, also active at 3. */
-	election_init(&e, N2, false, true, 2);
+	init_synced(&e, N2, false, true, 2);
 	meet_peer(&e, N1, NULL);
 	check_step(&e, in_gone(N1, LOSS_LEAVE), "promote:2:3 broadcast:0:3");
 	check_step(&e, in_join(N1), "broadcast:0:3");
@@ -1332,6 +1343,161 @@ test_two_actives_same_epoch_primary_stays(void **state)
 }
 
 /* ---- names --------------------------------------------------------------- */
+
+/* ---- data: rule 2 ------------------------------------------------------ */
+
+static struct election_input
+in_data(uint64_t epoch, uint64_t seq, bool in_sync)
+{
+	struct election_input in = {.type = IN_DATA};
+
+	in.u.data.epoch = epoch;
+	in.u.data.seq = seq;
+	in.u.data.in_sync = in_sync;
+	return in;
+}
+
+/* A standby that is still syncing does not promote when the active leaves or is fenced. */
+static void
+test_data_syncing_standby_never_promotes(void **state)
+{
+	struct pair p;
+
+	(void)state;
+	pair_up(&p);
+	pstep_settle(&p, 1, in_data(1, 3, false));
+	assert_false(p.n[0].peer_msg.in_sync);
+	/* The active is not redundant with a syncing standby. */
+	assert_false(election_redundant(&p.n[0]));
+
+	check_msg(&p.n[1], in_gone(N1, LOSS_LEAVE), "");
+	assert_int_equal(role_of(&p.n[1]), ROLE_STANDBY);
+
+	pair_up(&p);
+	pstep_settle(&p, 1, in_data(1, 3, false));
+	check_msg(&p.n[1], in_gone(N1, LOSS_PROCDOWN), "fence:1:1");
+	check_msg(&p.n[1], in_fence(true), "");
+	assert_int_equal(role_of(&p.n[1]), ROLE_STANDBY);
+	/* Caught up (say, from a copy): it may take the role now. */
+	check_msg(&p.n[1], in_data(1, 3, true), "promote:2:2");
+}
+
+/* An admin's --force promotes a syncing standby: the admin accepts what is missing. */
+static void
+test_data_force_promotes_syncing(void **state)
+{
+	struct pair p;
+
+	(void)state;
+	pair_up(&p);
+	pstep_settle(&p, 1, in_data(1, 3, false));
+	check_msg(&p.n[1], in_gone(N1, LOSS_NODEDOWN), "arm-fence-delay:1:1");
+	check_msg(&p.n[1], in_quorum(false), "");
+	check_msg(&p.n[1], in_switchover(N2, true), "switchover-accepted:2:1 fence:1:1");
+	check_msg(&p.n[1], in_fence(true), "promote:2:2");
+}
+
+/* A switchover to a standby that is not in sync is refused, unless forced. */
+static void
+test_data_switchover_to_syncing_refused(void **state)
+{
+	struct pair p;
+
+	(void)state;
+	pair_up(&p);
+	pstep_settle(&p, 1, in_data(1, 3, false));
+	check_refused(&p.n[0], in_switchover(N2, false), "not in sync");
+	assert_int_equal(role_of(&p.n[0]), ROLE_ACTIVE);
+}
+
+/* A handover is taken only once the standby has the data the active demoted with. */
+static void
+test_data_handover_waits_for_frames(void **state)
+{
+	struct pair p;
+
+	(void)state;
+	pair_up(&p);
+	/* The active committed up to seq 10 and the standby has applied 8. */
+	pstep_settle(&p, 1, in_data(1, 8, true));
+	(void)pstep(&p, 0, in_data(1, 10, true));
+	(void)pstep(&p, 0, in_switchover(N2, false));
+	settle(&p);
+	assert_roles(&p, ROLE_STANDBY, ROLE_STANDBY);
+	/* Frames 9 and 10 arrive: now it takes the role. */
+	pstep_settle(&p, 1, in_data(1, 10, true));
+	assert_roles(&p, ROLE_STANDBY, ROLE_ACTIVE);
+	assert_int_equal(epoch_of(&p.n[1]), 2);
+}
+
+/* Two standbys: the newer data wins over the primary identity. */
+static void
+test_data_newer_data_wins_cold_start(void **state)
+{
+	struct pair p;
+
+	(void)state;
+	pair_init(&p, 3, 3);
+	/* n2 (not primary) holds frames of epoch 3 up to 40, n1 up to 25. */
+	(void)pstep(&p, 0, in_data(3, 25, false));
+	(void)pstep(&p, 1, in_data(3, 40, false));
+	pair_form(&p, ROLE_STANDBY, ROLE_ACTIVE);
+
+	/* A newer data epoch beats a longer history of an older one (a diverged node). */
+	pair_init(&p, 4, 4);
+	(void)pstep(&p, 0, in_data(3, 90, false));
+	(void)pstep(&p, 1, in_data(4, 41, false));
+	pair_form(&p, ROLE_STANDBY, ROLE_ACTIVE);
+}
+
+/* When may the active acknowledge writes alone? */
+static void
+test_data_ack_alone(void **state)
+{
+	struct pair p;
+
+	(void)state;
+	pair_up(&p);
+	assert_false(election_may_ack_alone(&p.n[1], 0));
+	/* A standby in sync can be promoted: no. */
+	assert_false(election_may_ack_alone(&p.n[0], 0));
+	/* It declared itself out of sync at seq 7. */
+	pstep_settle(&p, 1, in_data(1, 7, false));
+	assert_true(election_may_ack_alone(&p.n[0], 7));
+	/* ...but that state is older than the stream's last in-sync marker at 9. */
+	assert_false(election_may_ack_alone(&p.n[0], 9));
+
+	/* Lost: not until it is fenced. */
+	pstep_settle(&p, 1, in_data(1, 9, true));
+	check_msg(&p.n[0], in_gone(N2, LOSS_NODEDOWN), "fence:2:1");
+	assert_false(election_may_ack_alone(&p.n[0], 0));
+	check_msg(&p.n[0], in_fence(true), "");
+	assert_true(election_may_ack_alone(&p.n[0], 0));
+
+	/* Left cleanly: yes. */
+	pair_up(&p);
+	check_msg(&p.n[0], in_gone(N2, LOSS_LEAVE), "");
+	assert_true(election_may_ack_alone(&p.n[0], 0));
+}
+
+/* A standby announces a change of its data; the active's position goes with its next state. */
+static void
+test_data_announced(void **state)
+{
+	struct pair p;
+	struct election_state_msg m;
+
+	(void)state;
+	pair_up(&p);
+	pcheck(&p, 1, in_data(1, 5, true), "broadcast:0:1");
+	pcheck(&p, 0, in_data(1, 6, true), "");
+	election_msg(&p.n[0], &m);
+	assert_int_equal(m.seq, 6);
+	assert_int_equal(m.data_epoch, 1);
+	assert_true(m.in_sync);
+	/* Nothing changed: nothing said. */
+	pcheck(&p, 1, in_data(1, 5, true), "");
+}
 
 static void
 test_names(void **state)
@@ -1649,7 +1815,7 @@ sim_start(struct sim *s, int i)
 {
 	struct simnode *me = &s->n[i];
 
-	election_init(&me->e, me->id, i == 0, true, me->disk_epoch);
+	init_synced(&me->e, me->id, i == 0, true, me->disk_epoch);
 	election_set_incarnation(&me->e, ++s->incarnations);
 	me->running = true;
 	me->hung = false;
@@ -1695,6 +1861,8 @@ input_name(const struct election_input *in)
 		return "shutdown";
 	case IN_COROSYNC_LOST:
 		return "corosync lost";
+	case IN_DATA:
+		return in->u.data.in_sync ? "data: in sync" : "data: out of sync";
 	}
 	return "?";
 }
@@ -1966,6 +2134,13 @@ main(void)
 	    cmocka_unit_test_setup(test_corosync_lost_active_demotes, setup_pair_up),
 	    cmocka_unit_test(test_two_actives_newer_epoch_stays),
 	    cmocka_unit_test(test_two_actives_same_epoch_primary_stays),
+	    cmocka_unit_test(test_data_syncing_standby_never_promotes),
+	    cmocka_unit_test(test_data_force_promotes_syncing),
+	    cmocka_unit_test(test_data_switchover_to_syncing_refused),
+	    cmocka_unit_test(test_data_handover_waits_for_frames),
+	    cmocka_unit_test(test_data_newer_data_wins_cold_start),
+	    cmocka_unit_test(test_data_ack_alone),
+	    cmocka_unit_test(test_data_announced),
 	    cmocka_unit_test(test_names),
 	    cmocka_unit_test(test_random_walk_one_active),
 	};

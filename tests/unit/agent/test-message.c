@@ -129,12 +129,12 @@ static void
 test_newer_fields_ignored(void **state)
 {
 	struct message m = sample(), d;
-	uint8_t buf[64] = {0};
+	uint8_t buf[MESSAGE_STATE_LEN + 16] = {0};
 
 	message_encode(&m, buf, sizeof(buf));
-	buf[2] = 64;
-	memset(buf + MESSAGE_STATE_LEN, 0x5a, 64 - MESSAGE_STATE_LEN);
-	assert_int_equal(message_decode(buf, 64, &d), 0);
+	buf[2] = sizeof(buf);
+	memset(buf + MESSAGE_STATE_LEN, 0x5a, sizeof(buf) - MESSAGE_STATE_LEN);
+	assert_int_equal(message_decode(buf, sizeof(buf), &d), 0);
 	assert_int_equal(d.state.seq, 77);
 }
 
