@@ -589,8 +589,11 @@ static int
 set_path(struct parse *p, enum key_id k, const char *value, char **field)
 {
 	if (value[0] != '/')
-		return key_fail(p, k, "'%s' is not an absolute path, use such as /etc/tandem/tls/%s",
-		    value, k == K_CA ? "ca.crt" : k == K_CERT ? "node.crt" : "node.key");
+		return key_fail(p, k,
+		    "'%s' is not an absolute path, use such as /etc/tandem/tls/%s", value,
+		    k == K_CA     ? "ca.crt"
+		    : k == K_CERT ? "node.crt"
+		                  : "node.key");
 	free(*field);
 	*field = NULL;
 	return set_string(p, field, value);
