@@ -141,8 +141,10 @@ peer_is_ready_standby(const struct election *e)
 }
 
 bool
-election_may_ack_alone(const struct election *e, uint64_t min_seq)
+election_may_ack_alone(const struct election *e, uint64_t min_epoch, uint64_t min_seq)
 {
+	const struct election_state_msg *p = &e->peer_msg;
+
 	if (e->role != ROLE_ACTIVE)
 		return false;
 	switch (e->peer) {
@@ -150,7 +152,9 @@ election_may_ack_alone(const struct election *e, uint64_t min_seq)
 	case PEER_LEFT:
 		return true;
 	case PEER_MEMBER:
-		return e->peer_msg_valid && !e->peer_msg.in_sync && e->peer_msg.seq >= min_seq;
+		return e->peer_msg_valid && !p->in_sync &&
+		       (p->data_epoch > min_epoch ||
+		           (p->data_epoch == min_epoch && p->seq >= min_seq));
 	case PEER_UNKNOWN:
 	case PEER_LOST:
 		return false;
@@ -203,18 +207,22 @@ demote(struct election *e, struct out *o, uint32_t handover_to, const char *reas
 	emit(o, ACT_BROADCAST, 0, e->epoch, NULL);
 }
 
-/* Between two standbys: does this node win?  Healthy first, then data, then identity. */
+/* Between two standbys: does this node win?  Data first, then health, then identity. */
 static bool
 wins_over_peer(const struct election *e)
 {
 	const struct election_state_msg *p = &e->peer_msg;
 
-	if (p->leaving || !p->healthy)
-		return true;
+	/*
+	 * Data first: a node with older data must not serve, even when the
+	 * newer one cannot (no carrier, leaving); an admin may force it.
+	 */
 	if (e->data_epoch != p->data_epoch)
 		return e->data_epoch > p->data_epoch;
 	if (e->seq != p->seq)
 		return e->seq > p->seq;
+	if (p->leaving || !p->healthy)
+		return true;
 	if (e->epoch != p->epoch)
 		return e->epoch > p->epoch;
 	if (e->my_primary != p->primary)
@@ -290,7 +298,11 @@ static void
 reconsider(struct election *e, struct out *o)
 {
 	bool allowed = (e->quorate || e->force) && e->healthy && !e->shutting_down;
-	/* Without every acknowledged write, only an admin's --force promotes. */
+	/*
+	 * Without every acknowledged write, only an admin's --force promotes.
+	 * What the lost peer last said does not help: it may have promoted
+	 * since and acknowledged writes alone, because we were not in sync.
+	 */
 	bool data_ok = e->in_sync || e->force;
 
 	if (e->role == ROLE_ACTIVE) {

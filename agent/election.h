@@ -252,12 +252,12 @@ bool election_redundant(const struct election *e);
  * Rule 2: may the active acknowledge writes without the standby?  Only
  * when the peer cannot be promoted with less data: it was fenced (or
  * fencing is off), it left cleanly, or its own state, at a position of
- * at least min_seq, says it is out of sync.  min_seq is the position at
- * which the current standby was last declared in sync (the replication
- * stream's marker; 0 if never): an out-of-sync state from before that is
- * stale and does not count.
+ * at least (min_epoch, min_seq), says it is out of sync.  That position
+ * is where the current standby was last declared in sync (the
+ * replication stream's marker; 0, 0 if never): an out-of-sync state from
+ * before it is stale and does not count.
  */
-bool election_may_ack_alone(const struct election *e, uint64_t min_seq);
+bool election_may_ack_alone(const struct election *e, uint64_t min_epoch, uint64_t min_seq);
 
 const char *election_role_name(enum election_role role);
 const char *election_peer_name(enum peer_status status);
