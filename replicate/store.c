@@ -32,6 +32,23 @@
  * the schema hash it was captured against and the filter refuses missing
  * tables as well.
  *
+ * A group commit (store_exec_batch) runs several client transactions
+ * under the one session of one SQLite transaction, each in a savepoint.
+ * A transaction that fails is rolled back to its savepoint and nothing
+ * of it reaches the frame: the session computes a changeset from the
+ * rows as they are when it is asked, so a row the rolled-back part
+ * inserted, changed or deleted shows its state from before.  Only a cut
+ * at a schema statement inside the failed transaction has already taken
+ * a changeset; that part is dropped and the session it came from, kept
+ * disabled until the transaction ends, goes on.  Texts that are one
+ * statement are kept prepared, by their text, for their next run.
+ *
+ * _tandem_epochs holds the history: the seq at which each epoch began,
+ * written in the transaction that begins it, so that store_has_position
+ * can tell from any copy of the file whether a peer holds a prefix of
+ * its data.  store_backup_file copies a file with connections of its own
+ * (any thread); store_replace puts a received copy in place of ours.
+ *
  * Both connections use synchronous=NORMAL: in WAL mode a commit is then
  * not fsynced, but it survives a crash of the process, and in sync mode
  * a write is acknowledged only once the standby has it, so the standby's
@@ -44,6 +61,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -56,9 +74,15 @@
 #include <sqlite3.h>
 
 #define META_TABLE "_tandem_meta"
+#define EPOCHS_TABLE "_tandem_epochs"
 #define RESERVED_PREFIX "_tandem_"
+/* SQL: the named column is not one of our tables (LIKE ignores ASCII case, as reserved() does). */
+#define NOT_RESERVED(col) " " col " NOT LIKE '\\_tandem\\_%' ESCAPE '\\'"
 #define BUSY_TIMEOUT_MS 5000
 #define NZ(x) ((x) ? (x) : "?")
+/* Client statements kept prepared on the writer (direct-mapped by their text). */
+#define STMT_CACHE 32
+#define STMT_CACHE_MAX_SQL 1024
 
 /* What the authorizer lets through on the writer connection. */
 enum auth_mode {
@@ -75,10 +99,24 @@ struct conn {
 	sqlite3_stmt *get_pos;
 	sqlite3_stmt *set_pos;
 	sqlite3_stmt *cookie;
+	sqlite3_stmt *add_epoch;
+	/* Writer only: the savepoint around each transaction of a group commit. */
+	sqlite3_stmt *sp_begin;
+	sqlite3_stmt *sp_release;
+	sqlite3_stmt *sp_rollback;
+};
+
+/* A client statement of one whole text (no schema change), kept for its next run. */
+struct cached_stmt {
+	char *sql;
+	size_t len;
+	sqlite3_stmt *st;
 };
 
 struct store {
+	char *path;
 	struct conn w; /* writer: store_exec, store_query, hashes, archive */
+	struct cached_stmt cache[STMT_CACHE];
 	struct conn a; /* apply: store_apply only */
 	uint64_t epoch;
 	uint64_t seq;
@@ -159,6 +197,16 @@ static int
 fail_db(struct store *s, sqlite3 *db, int rc, const char *what)
 {
 	return fail(s, errno_of(rc), "%s: %s", what, sqlite3_errmsg(db));
+}
+
+/* After a store_replace that could not reopen, every call fails. */
+static int
+check_open(struct store *s)
+{
+	if (!s->w.db || !s->a.db)
+		return fail(s, -EIO, "%s: the database is closed (a replace failed to reopen it)",
+		    NZ(s->path));
+	return 0;
 }
 
 static uint64_t
@@ -370,7 +418,7 @@ rollback(struct store *s, struct conn *c)
 
 	/* Keep the error that caused the rollback. */
 	memcpy(keep, s->errmsg, sizeof(keep));
-	if (!sqlite3_get_autocommit(c->db))
+	if (c->db && !sqlite3_get_autocommit(c->db))
 		(void)run(s, c->db, c->rollback);
 	memcpy(s->errmsg, keep, sizeof(keep));
 }
@@ -414,7 +462,7 @@ schema_get(struct store *s, struct conn *c, uint64_t *ret, int64_t *cookie)
 {
 	static const char sql[] = "SELECT type, name, tbl_name, sql FROM sqlite_schema"
 	                          " WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-	                          " AND tbl_name <> '" META_TABLE "' ORDER BY name";
+	                          " AND" NOT_RESERVED("tbl_name") " ORDER BY name";
 	sqlite3_stmt *st;
 	uint64_t h = FNV_INIT;
 	int rc, err;
@@ -449,6 +497,16 @@ schema_get(struct store *s, struct conn *c, uint64_t *ret, int64_t *cookie)
 }
 
 static void
+cache_clear(struct store *s)
+{
+	for (size_t i = 0; i < STMT_CACHE; i++) {
+		(void)sqlite3_finalize(s->cache[i].st);
+		free(s->cache[i].sql);
+		s->cache[i] = (struct cached_stmt){0};
+	}
+}
+
+static void
 conn_close(struct conn *c)
 {
 	(void)sqlite3_finalize(c->begin);
@@ -457,6 +515,10 @@ conn_close(struct conn *c)
 	(void)sqlite3_finalize(c->get_pos);
 	(void)sqlite3_finalize(c->set_pos);
 	(void)sqlite3_finalize(c->cookie);
+	(void)sqlite3_finalize(c->add_epoch);
+	(void)sqlite3_finalize(c->sp_begin);
+	(void)sqlite3_finalize(c->sp_release);
+	(void)sqlite3_finalize(c->sp_rollback);
 	(void)sqlite3_close_v2(c->db);
 	memset(c, 0, sizeof(*c));
 }
@@ -481,7 +543,7 @@ conn_open(struct store *s, struct conn *c, const char *path, bool create)
 }
 
 static int
-conn_prepare(struct store *s, struct conn *c)
+conn_prepare(struct store *s, struct conn *c, bool writer)
 {
 	int err;
 
@@ -496,7 +558,13 @@ conn_prepare(struct store *s, struct conn *c)
 	         "UPDATE " META_TABLE " SET v = CASE k WHEN 'epoch' THEN ?1 ELSE ?2 END"
 	         " WHERE k IN ('epoch', 'seq')",
 	         &c->set_pos)) ||
-	    (err = prepare(s, c->db, "PRAGMA schema_version", &c->cookie)))
+	    (err = prepare(s, c->db, "PRAGMA schema_version", &c->cookie)) ||
+	    (err = prepare(s, c->db, "INSERT OR REPLACE INTO " EPOCHS_TABLE " VALUES (?1, ?2)",
+	         &c->add_epoch)))
+		return err;
+	if (writer && ((err = prepare(s, c->db, "SAVEPOINT tandem_txn", &c->sp_begin)) ||
+	                  (err = prepare(s, c->db, "RELEASE tandem_txn", &c->sp_release)) ||
+	                  (err = prepare(s, c->db, "ROLLBACK TO tandem_txn", &c->sp_rollback))))
 		return err;
 	return 0;
 }
@@ -539,9 +607,19 @@ store_init(struct store *s, const char *path)
 	         "BEGIN IMMEDIATE;"
 	         "CREATE TABLE IF NOT EXISTS " META_TABLE "(k TEXT PRIMARY KEY NOT NULL, v);"
 	         "INSERT OR IGNORE INTO " META_TABLE " VALUES ('epoch', 0), ('seq', 0);"
+	         "CREATE TABLE IF NOT EXISTS " EPOCHS_TABLE
+	         "(epoch INTEGER PRIMARY KEY, start_seq INTEGER NOT NULL);"
+	         /*
+	          * A database from before the history knows only where it
+	          * stands now: it claims its current epoch from its current
+	          * seq on, and (0, 0), which every history holds.
+	          */
+	         "INSERT INTO " EPOCHS_TABLE " SELECT e.v, CASE e.v WHEN 0 THEN 0 ELSE q.v END"
+	         " FROM " META_TABLE " e, " META_TABLE " q WHERE e.k = 'epoch' AND q.k = 'seq'"
+	         " AND NOT EXISTS (SELECT 1 FROM " EPOCHS_TABLE ");"
 	         "COMMIT")))
 		return err;
-	if ((err = conn_prepare(s, &s->w)))
+	if ((err = conn_prepare(s, &s->w, true)))
 		return err;
 
 	if ((err = conn_open(s, &s->a, path, false)))
@@ -551,7 +629,7 @@ store_init(struct store *s, const char *path)
 	if ((err = exec_internal(
 	         s, s->a.db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF")))
 		return err;
-	if ((err = conn_prepare(s, &s->a)))
+	if ((err = conn_prepare(s, &s->a, false)))
 		return err;
 
 	if ((err = read_position(s, &s->w, &e, &q)))
@@ -576,7 +654,8 @@ store_open(const char *path, char **ret_err)
 	if (!s)
 		return NULL;
 	s->mode = AUTH_INTERNAL;
-	err = store_init(s, path);
+	s->path = strdup(path);
+	err = s->path ? store_init(s, path) : fail(s, -ENOMEM, "out of memory");
 	if (err) {
 		if (ret_err)
 			*ret_err = strdup(s->errmsg);
@@ -593,8 +672,10 @@ store_close(struct store *s)
 {
 	if (!s)
 		return;
+	cache_clear(s);
 	conn_close(&s->a);
 	conn_close(&s->w);
+	free(s->path);
 	free(s);
 }
 
@@ -655,11 +736,11 @@ parts_add(struct store *s, struct parts *ps, enum store_part_type type, void *da
 	return 0;
 }
 
-/* The position is written after the last cut; this only keeps it so. */
+/* The position and the epochs are written after the last cut; this only keeps it so. */
 static int
 filter_meta(void *data, const char *table)
 {
-	return strcmp(table, META_TABLE) != 0;
+	return !reserved(table);
 }
 
 static int
@@ -680,9 +761,15 @@ session_start(struct store *s, sqlite3_session **ret)
 	return 0;
 }
 
-/* Ends the session (if any) and appends its changeset unless it is empty. */
+/*
+ * Ends the session (if any) and appends its changeset unless it is empty.
+ * With keep pointing to NULL, the session is not deleted but disabled and
+ * left in *keep, so that a transaction rolled back to its savepoint can
+ * go on with it (its changeset is computed from the rows as they are
+ * then, which no longer hold what the rolled-back part did).
+ */
 static int
-session_cut(struct store *s, sqlite3_session **sess, struct parts *ps)
+session_cut(struct store *s, sqlite3_session **sess, sqlite3_session **keep, struct parts *ps)
 {
 	void *cs = NULL;
 	int n = 0, rc;
@@ -690,7 +777,12 @@ session_cut(struct store *s, sqlite3_session **sess, struct parts *ps)
 	if (!*sess)
 		return 0;
 	rc = sqlite3session_changeset(*sess, &n, &cs);
-	sqlite3session_delete(*sess);
+	if (keep && !*keep) {
+		(void)sqlite3session_enable(*sess, 0);
+		*keep = *sess;
+	} else {
+		sqlite3session_delete(*sess);
+	}
 	*sess = NULL;
 	if (rc != SQLITE_OK) {
 		sqlite3_free(cs);
@@ -727,7 +819,7 @@ tables_read(struct store *s, struct tables *t)
 	memset(t, 0, sizeof(*t));
 	err = prepare(s, s->w.db,
 	    "SELECT name, sql FROM sqlite_schema WHERE type = 'table'"
-	    " AND name <> '" META_TABLE "' ORDER BY name",
+	    " AND" NOT_RESERVED("name") " ORDER BY name",
 	    &st);
 	if (err)
 		return err;
@@ -848,7 +940,7 @@ tables_check(struct store *s, const struct tables *before)
 		return err;
 	err = prepare(s, s->w.db,
 	    "SELECT name, sql FROM sqlite_schema WHERE type = 'table'"
-	    " AND name <> '" META_TABLE "' ORDER BY name",
+	    " AND" NOT_RESERVED("name") " ORDER BY name",
 	    &st);
 	if (err) {
 		free(after.h);
@@ -949,8 +1041,8 @@ prepare_client(struct store *s, enum auth_mode mode, const char **tail, sqlite3_
  * new session starts after it.
  */
 static int
-exec_one(struct store *s, sqlite3_stmt *st, sqlite3_session **sess, struct parts *ps,
-    bool *schema_changed, int64_t *changes)
+exec_one(struct store *s, sqlite3_stmt *st, sqlite3_session **sess, sqlite3_session **keep,
+    struct parts *ps, bool *schema_changed, int64_t *changes)
 {
 	struct tables before = {0};
 	bool ddl = s->ddl;
@@ -960,7 +1052,7 @@ exec_one(struct store *s, sqlite3_stmt *st, sqlite3_session **sess, struct parts
 	if (ddl) {
 		if (sqlite3_bind_parameter_count(st) > 0)
 			return fail(s, -EINVAL, "schema statements take no parameters");
-		if ((err = session_cut(s, sess, ps)))
+		if ((err = session_cut(s, sess, keep, ps)))
 			return err;
 		if ((err = tables_read(s, &before)))
 			return err;
@@ -998,8 +1090,177 @@ out:
 	return err;
 }
 
-int
-store_exec(struct store *s, const struct store_stmt *stmts, size_t n, struct store_frame *ret_frame)
+/*
+ * Keeps st, just run for the whole text sql, in its slot of the cache
+ * (evicting what was there), or finalizes it.
+ */
+static void
+cache_put(struct store *s, struct cached_stmt *c, const char *sql, size_t len, sqlite3_stmt *st)
+{
+	char *copy = c ? strdup(sql) : NULL;
+
+	if (!copy) {
+		(void)sqlite3_finalize(st);
+		return;
+	}
+	(void)sqlite3_reset(st);
+	(void)sqlite3_clear_bindings(st);
+	(void)sqlite3_finalize(c->st);
+	free(c->sql);
+	*c = (struct cached_stmt){.sql = copy, .len = len, .st = st};
+}
+
+/*
+ * Runs the statements of one client transaction, with store_exec's
+ * checks.  A text that is one statement and no schema change stays
+ * prepared for its next run: SQLite prepares it again by itself (and the
+ * authorizer sees it again) if the schema changed in between.
+ */
+static int
+exec_txn(struct store *s, const struct store_txn *t, sqlite3_session **sess, sqlite3_session **keep,
+    struct parts *ps, bool *schema_changed, int64_t *changes)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct store_stmt *stmt = &t->stmts[i];
+		const char *sql = stmt->sql ? stmt->sql : "", *tail = sql;
+		size_t len = strlen(sql);
+		struct cached_stmt *c = NULL;
+		bool first = true;
+		int err;
+
+		if (len <= STMT_CACHE_MAX_SQL) {
+			c = &s->cache[fnv1a(FNV_INIT, sql, len) % STMT_CACHE];
+			if (c->st && c->len == len && memcmp(c->sql, sql, len) == 0) {
+				s->ddl = false;
+				err = bind_all(s, c->st, stmt->params, stmt->n_params);
+				if (!err)
+					err = exec_one(
+					    s, c->st, sess, keep, ps, schema_changed, changes);
+				(void)sqlite3_reset(c->st);
+				(void)sqlite3_clear_bindings(c->st);
+				if (err)
+					return err;
+				continue;
+			}
+		}
+		for (;;) {
+			sqlite3_stmt *st = NULL;
+			bool whole;
+
+			if ((err = prepare_client(s, AUTH_EXEC, &tail, &st)))
+				return err;
+			if (!st)
+				break; /* end of text, or only a comment */
+			whole = first && blank(tail, NULL);
+			if (first && stmt->n_params > 0 && !whole) {
+				(void)sqlite3_finalize(st);
+				return fail(s, -EINVAL,
+				    "statement %zu: parameters need a single statement", i + 1);
+			}
+			if (stmt->n_params > 0 || sqlite3_bind_parameter_count(st) > 0)
+				err = bind_all(s, st, stmt->params, stmt->n_params);
+			whole = whole && !s->ddl;
+			if (!err)
+				err = exec_one(s, st, sess, keep, ps, schema_changed, changes);
+			if (whole)
+				cache_put(s, c, sql, len, st);
+			else
+				(void)sqlite3_finalize(st);
+			if (err)
+				return err;
+			first = false;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Whether a transaction's error fails the whole group commit: the
+ * database itself failed, or SQLite already rolled everything back.
+ */
+static bool
+batch_fatal(struct store *s, int err)
+{
+	switch (err) {
+	case -EBUSY:
+	case -EIO:
+	case -ENOMEM:
+	case -ENOSPC:
+	case -EROFS:
+	case -EBADMSG:
+	case -EINTR:
+		return true;
+	default:
+		return sqlite3_get_autocommit(s->w.db) != 0;
+	}
+}
+
+static void
+parts_truncate(struct parts *ps, size_t n)
+{
+	while (ps->n > n)
+		free(ps->v[--ps->n].data);
+}
+
+/*
+ * Runs one transaction of a group commit inside its savepoint.  A client
+ * error rolls the transaction back to the savepoint, drops the parts it
+ * added and, if a schema statement cut the session, goes on with the
+ * session it cut.  Returns 0 with *res filled (res->rc says how the
+ * transaction went), or -errno when the whole batch must fail.
+ */
+static int
+exec_savepoint(struct store *s, const struct store_txn *t, sqlite3_session **sess, struct parts *ps,
+    bool *schema_changed, struct store_txn_result *res)
+{
+	sqlite3_session *keep = NULL;
+	sqlite3_int64 rowid = sqlite3_last_insert_rowid(s->w.db);
+	size_t mark = ps->n;
+	bool ddl = false;
+	int64_t changes = 0;
+	int err, rc;
+
+	if ((err = run(s, s->w.db, s->w.sp_begin)))
+		return err;
+	rc = exec_txn(s, t, sess, &keep, ps, &ddl, &changes);
+	if (rc == 0) {
+		if (keep)
+			sqlite3session_delete(keep);
+		if ((err = run(s, s->w.db, s->w.sp_release)))
+			return err;
+		*schema_changed = *schema_changed || ddl;
+		*res = (struct store_txn_result){
+		    .changes = changes, .last_rowid = sqlite3_last_insert_rowid(s->w.db)};
+		return 0;
+	}
+
+	if (keep) {
+		if (*sess)
+			sqlite3session_delete(*sess);
+		*sess = keep;
+		(void)sqlite3session_enable(keep, 1);
+	}
+	if (batch_fatal(s, rc))
+		return rc;
+	*res = (struct store_txn_result){.rc = rc, .error = strdup(s->errmsg)};
+	if (!res->error)
+		return fail(s, -ENOMEM, "out of memory");
+	if ((err = run(s, s->w.db, s->w.sp_rollback)) || (err = run(s, s->w.db, s->w.sp_release)))
+		return err;
+	parts_truncate(ps, mark);
+	sqlite3_set_last_insert_rowid(s->w.db, rowid);
+	return 0;
+}
+
+/*
+ * The capture of store_exec and store_exec_batch: txns[0..n) in one
+ * transaction under one session.  In a batch each runs in its own
+ * savepoint and a client error stays in its results[i]; otherwise (n is
+ * 1) any error fails the call.
+ */
+static int
+exec_frame(struct store *s, const struct store_txn *txns, size_t n,
+    struct store_txn_result *results, bool batch, struct store_frame *ret_frame)
 {
 	sqlite3_session *sess = NULL;
 	struct parts ps = {0};
@@ -1009,8 +1270,10 @@ store_exec(struct store *s, const struct store_stmt *stmts, size_t n, struct sto
 	int err;
 
 	s->errmsg[0] = '\0';
-	if ((err = run(s, s->w.db, s->w.begin)))
-		return err;
+	for (size_t i = 0; i < n; i++)
+		results[i] = (struct store_txn_result){0};
+	if ((err = check_open(s)) || (err = run(s, s->w.db, s->w.begin)))
+		goto fail;
 	if ((err = read_position(s, &s->w, &epoch, &seq)) ||
 	    (err = schema_get(s, &s->w, &before, &cookie)))
 		goto fail;
@@ -1023,33 +1286,18 @@ store_exec(struct store *s, const struct store_stmt *stmts, size_t n, struct sto
 		goto fail;
 
 	for (size_t i = 0; i < n; i++) {
-		const char *tail = stmts[i].sql ? stmts[i].sql : "";
-		bool first = true;
-
-		for (;;) {
-			sqlite3_stmt *st = NULL;
-
-			if ((err = prepare_client(s, AUTH_EXEC, &tail, &st)))
-				goto fail;
-			if (!st)
-				break; /* end of text, or only a comment */
-			if (first && stmts[i].n_params > 0 && !blank(tail, NULL)) {
-				(void)sqlite3_finalize(st);
-				err = fail(s, -EINVAL,
-				    "statement %zu: parameters need a single statement", i + 1);
-				goto fail;
-			}
-			if (stmts[i].n_params > 0 || sqlite3_bind_parameter_count(st) > 0)
-				err = bind_all(s, st, stmts[i].params, stmts[i].n_params);
-			if (!err)
-				err = exec_one(s, st, &sess, &ps, &schema_changed, &changes);
-			(void)sqlite3_finalize(st);
-			if (err)
-				goto fail;
-			first = false;
+		if (batch) {
+			err = exec_savepoint(s, &txns[i], &sess, &ps, &schema_changed, &results[i]);
+		} else {
+			err = exec_txn(
+			    s, &txns[i], &sess, NULL, &ps, &schema_changed, &results[i].changes);
+			results[i].last_rowid = sqlite3_last_insert_rowid(s->w.db);
 		}
+		if (err)
+			goto fail;
+		changes += results[i].changes;
 	}
-	if ((err = session_cut(s, &sess, &ps)))
+	if ((err = session_cut(s, &sess, NULL, &ps)))
 		goto fail;
 
 	after = before;
@@ -1074,6 +1322,7 @@ store_exec(struct store *s, const struct store_stmt *stmts, size_t n, struct sto
 	s->seq = seq + 1;
 	s->schema_hash = after;
 	s->schema_cookie = cookie;
+	s->errmsg[0] = '\0'; /* what failed is in results */
 	return 0;
 
 fail:
@@ -1081,7 +1330,36 @@ fail:
 		sqlite3session_delete(sess);
 	parts_free(&ps);
 	rollback(s, &s->w);
+	for (size_t i = 0; batch && i < n; i++) {
+		free(results[i].error);
+		results[i] = (struct store_txn_result){.rc = err, .error = strdup(s->errmsg)};
+	}
 	return err;
+}
+
+int
+store_exec(struct store *s, const struct store_stmt *stmts, size_t n, struct store_frame *ret_frame)
+{
+	const struct store_txn t = {.stmts = stmts, .n = n};
+	struct store_txn_result r;
+
+	return exec_frame(s, &t, 1, &r, false, ret_frame);
+}
+
+int
+store_exec_batch(struct store *s, const struct store_txn *txns, size_t n,
+    struct store_txn_result *results, struct store_frame *ret_frame)
+{
+	return exec_frame(s, txns, n, results, true, ret_frame);
+}
+
+void
+store_txn_results_clear(struct store_txn_result *results, size_t n)
+{
+	for (size_t i = 0; results && i < n; i++) {
+		free(results[i].error);
+		results[i] = (struct store_txn_result){0};
+	}
 }
 
 void
@@ -1148,7 +1426,7 @@ store_query(struct store *s, const char *sql, const struct store_value *params, 
 	int rc, err;
 
 	s->errmsg[0] = '\0';
-	if ((err = prepare_client(s, AUTH_QUERY, &tail, &st)))
+	if ((err = check_open(s)) || (err = prepare_client(s, AUTH_QUERY, &tail, &st)))
 		return err;
 	if (!st)
 		return fail(s, -EINVAL, "empty query");
@@ -1317,48 +1595,43 @@ apply_changeset(struct store *s, const struct store_part *p)
 	return 0;
 }
 
-int
-store_apply(struct store *s, const struct store_frame *f)
-{
-	uint64_t epoch, seq, hash;
+/* Where the apply transaction stands, frame after frame. */
+struct apply_pos {
+	uint64_t epoch;
+	uint64_t seq;
+	uint64_t hash;
 	int64_t cookie;
+};
+
+/*
+ * Checks and applies one frame inside the apply transaction, after the
+ * frames before it; records its epoch when it begins one.  The position
+ * itself is written once, by the caller.
+ */
+static int
+apply_frame(struct store *s, const struct store_frame *f, struct apply_pos *at)
+{
 	bool ddl = false;
 	int err;
 
-	s->errmsg[0] = '\0';
-	if ((err = run(s, s->a.db, s->a.begin)))
-		return err;
-	if ((err = read_position(s, &s->a, &epoch, &seq)))
-		goto fail;
-
-	if (f->epoch < epoch) {
-		err = fail(s, -EPROTO,
+	if (f->epoch < at->epoch)
+		return fail(s, -EPROTO,
 		    "frame (%" PRIu64 ", %" PRIu64 ") is from an older epoch than ours (%" PRIu64
 		    ")",
-		    f->epoch, f->seq, epoch);
-		goto fail;
+		    f->epoch, f->seq, at->epoch);
+	if (f->seq <= at->seq) {
+		if (f->epoch == at->epoch)
+			return fail(s, -EALREADY, "frame %" PRIu64 " already applied", f->seq);
+		return fail(s, -ESTALE,
+		    "epoch %" PRIu64 " continues from seq %" PRIu64 ", we are at %" PRIu64
+		    ": the replicas diverged",
+		    f->epoch, f->seq - 1, at->seq);
 	}
-	if (f->seq <= seq) {
-		if (f->epoch == epoch)
-			err = fail(s, -EALREADY, "frame %" PRIu64 " already applied", f->seq);
-		else
-			err = fail(s, -ESTALE,
-			    "epoch %" PRIu64 " continues from seq %" PRIu64 ", we are at %" PRIu64
-			    ": the replicas diverged",
-			    f->epoch, f->seq - 1, seq);
-		goto fail;
-	}
-	if (f->seq != seq + 1) {
-		err = fail(s, -EPROTO, "frame %" PRIu64 " after %" PRIu64 ": frames are missing",
-		    f->seq, seq);
-		goto fail;
-	}
-	if ((err = schema_get(s, &s->a, &hash, &cookie)))
-		goto fail;
-	if (hash != f->schema_before) {
-		err = fail(s, -ESTALE, "schema differs from the active's: the replicas diverged");
-		goto fail;
-	}
+	if (f->seq != at->seq + 1)
+		return fail(s, -EPROTO, "frame %" PRIu64 " after %" PRIu64 ": frames are missing",
+		    f->seq, at->seq);
+	if (at->hash != f->schema_before)
+		return fail(s, -ESTALE, "schema differs from the active's: the replicas diverged");
 
 	for (size_t i = 0; i < f->n_parts; i++) {
 		const struct store_part *p = &f->parts[i];
@@ -1376,27 +1649,80 @@ store_apply(struct store *s, const struct store_frame *f)
 			break;
 		}
 		if (err)
+			return err;
+	}
+	if (ddl && (err = schema_get(s, &s->a, &at->hash, &at->cookie)))
+		return err;
+	if (at->hash != f->schema_after)
+		return fail(s, -ESTALE, "schema after the frame differs from the active's");
+	if (f->epoch > at->epoch) {
+		(void)sqlite3_bind_int64(s->a.add_epoch, 1, (sqlite3_int64)f->epoch);
+		(void)sqlite3_bind_int64(s->a.add_epoch, 2, (sqlite3_int64)(f->seq - 1));
+		if ((err = run(s, s->a.db, s->a.add_epoch)))
+			return err;
+	}
+	at->epoch = f->epoch;
+	at->seq = f->seq;
+	return 0;
+}
+
+/* store_apply and store_apply_batch: frames[0..n) in one transaction. */
+static int
+apply_frames(struct store *s, const struct store_frame *frames, size_t n, bool skip_duplicates,
+    size_t *ret_applied)
+{
+	struct apply_pos at;
+	size_t applied = 0;
+	int err;
+
+	s->errmsg[0] = '\0';
+	if ((err = check_open(s)) || (err = run(s, s->a.db, s->a.begin)))
+		return err;
+	if ((err = read_position(s, &s->a, &at.epoch, &at.seq)) ||
+	    (err = schema_get(s, &s->a, &at.hash, &at.cookie)))
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		err = apply_frame(s, &frames[i], &at);
+		if (err == -EALREADY && skip_duplicates && applied == 0)
+			continue;
+		if (err)
 			goto fail;
+		applied++;
 	}
-	if (ddl && (err = schema_get(s, &s->a, &hash, &cookie)))
-		goto fail;
-	if (hash != f->schema_after) {
-		err = fail(s, -ESTALE, "schema after the frame differs from the active's");
-		goto fail;
+	if (applied == 0) {
+		rollback(s, &s->a);
+		s->errmsg[0] = '\0';
+		if (ret_applied)
+			*ret_applied = 0;
+		return 0;
 	}
-	if ((err = write_position(s, &s->a, f->epoch, f->seq)))
+	if ((err = write_position(s, &s->a, at.epoch, at.seq)))
 		goto fail;
 	if ((err = run(s, s->a.db, s->a.commit)))
 		goto fail;
-	s->epoch = f->epoch;
-	s->seq = f->seq;
-	s->schema_hash = hash;
-	s->schema_cookie = cookie;
+	s->epoch = at.epoch;
+	s->seq = at.seq;
+	s->schema_hash = at.hash;
+	s->schema_cookie = at.cookie;
+	if (ret_applied)
+		*ret_applied = applied;
 	return 0;
 
 fail:
 	rollback(s, &s->a);
 	return err;
+}
+
+int
+store_apply(struct store *s, const struct store_frame *f)
+{
+	return apply_frames(s, f, 1, false, NULL);
+}
+
+int
+store_apply_batch(struct store *s, const struct store_frame *frames, size_t n, size_t *ret_applied)
+{
+	return apply_frames(s, frames, n, true, ret_applied);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1409,7 +1735,7 @@ store_set_epoch(struct store *s, uint64_t epoch)
 	int err;
 
 	s->errmsg[0] = '\0';
-	if ((err = exec_internal(s, s->w.db, "PRAGMA synchronous = FULL")))
+	if ((err = check_open(s)) || (err = exec_internal(s, s->w.db, "PRAGMA synchronous = FULL")))
 		return err;
 	if ((err = run(s, s->w.db, s->w.begin)))
 		goto out;
@@ -1422,6 +1748,12 @@ store_set_epoch(struct store *s, uint64_t epoch)
 	}
 	if ((err = write_position(s, &s->w, epoch, q)))
 		goto out;
+	if (epoch > e) {
+		(void)sqlite3_bind_int64(s->w.add_epoch, 1, (sqlite3_int64)epoch);
+		(void)sqlite3_bind_int64(s->w.add_epoch, 2, (sqlite3_int64)q);
+		if ((err = run(s, s->w.db, s->w.add_epoch)))
+			goto out;
+	}
 	if ((err = run(s, s->w.db, s->w.commit)))
 		goto out;
 	s->epoch = epoch;
@@ -1519,15 +1851,14 @@ store_content_hash(struct store *s, uint64_t *ret_hash)
 	int rc, err;
 
 	s->errmsg[0] = '\0';
-	if ((err = exec_internal(s, s->w.db, "BEGIN")))
+	if ((err = check_open(s)) || (err = exec_internal(s, s->w.db, "BEGIN")))
 		return err;
 	if ((err = schema_get(s, &s->w, &schema, &cookie)))
 		goto out;
 	h = fnv1a_u64(FNV_INIT, schema);
 	err = prepare(s, s->w.db,
 	    "SELECT name FROM sqlite_schema WHERE type = 'table'"
-	    " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> '" META_TABLE "'"
-	    " ORDER BY name",
+	    " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND" NOT_RESERVED("name") " ORDER BY name",
 	    &st);
 	if (err)
 		goto out;
@@ -1544,21 +1875,32 @@ out:
 	return err;
 }
 
+/* dir/diverged-EPOCH-YYYYmmddTHHMMSSZ.db, now (UTC), in *ret (malloc'd). */
+static int
+archive_name(struct store *s, const char *dir, uint64_t epoch, char **ret)
+{
+	char stamp[32];
+	struct tm tm;
+	time_t now = time(NULL);
+
+	if (!gmtime_r(&now, &tm) || strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm) == 0)
+		return fail(s, -EINVAL, "cannot format the time");
+	if (asprintf(ret, "%s/diverged-%" PRIu64 "-%s.db", dir, epoch, stamp) < 0)
+		return fail(s, -ENOMEM, "out of memory");
+	return 0;
+}
+
 int
 store_archive(struct store *s, const char *dir, uint64_t epoch, char **ret_path)
 {
 	sqlite3 *dst = NULL;
 	sqlite3_backup *b;
-	char stamp[32], *path = NULL;
-	struct tm tm;
-	time_t now = time(NULL);
+	char *path = NULL;
 	int fd, rc, err;
 
 	s->errmsg[0] = '\0';
-	if (!gmtime_r(&now, &tm) || strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm) == 0)
-		return fail(s, -EINVAL, "cannot format the time");
-	if (asprintf(&path, "%s/diverged-%" PRIu64 "-%s.db", dir, epoch, stamp) < 0)
-		return fail(s, -ENOMEM, "out of memory");
+	if ((err = check_open(s)) || (err = archive_name(s, dir, epoch, &path)))
+		return err;
 
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -1599,4 +1941,309 @@ fail:
 	(void)unlink(path);
 	free(path);
 	return err;
+}
+
+/* ------------------------------------------------------------------ */
+/* Epoch history, backup, replace                                      */
+
+int
+store_has_position(struct store *s, uint64_t epoch, uint64_t seq)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t start, end;
+	int rc, err;
+
+	s->errmsg[0] = '\0';
+	if (epoch == 0 && seq == 0)
+		return 1;
+	if (epoch > INT64_MAX || seq > INT64_MAX)
+		return 0;
+	if ((err = check_open(s)) ||
+	    (err = prepare(s, s->w.db,
+	         "SELECT (SELECT start_seq FROM " EPOCHS_TABLE " WHERE epoch = ?1),"
+	         " (SELECT start_seq FROM " EPOCHS_TABLE " WHERE epoch > ?1"
+	         " ORDER BY epoch LIMIT 1)",
+	         &st)))
+		return err;
+	(void)sqlite3_bind_int64(st, 1, (sqlite3_int64)epoch);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		err = fail_db(s, s->w.db, rc, "reading the epochs");
+		(void)sqlite3_finalize(st);
+		return err;
+	}
+	if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+		(void)sqlite3_finalize(st);
+		return 0; /* an epoch we never saw */
+	}
+	/* An epoch ends where the next one we know began, the newest where we are. */
+	start = (uint64_t)sqlite3_column_int64(st, 0);
+	end = sqlite3_column_type(st, 1) == SQLITE_NULL ? s->seq
+	                                                : (uint64_t)sqlite3_column_int64(st, 1);
+	(void)sqlite3_finalize(st);
+	return start <= seq && seq <= end;
+}
+
+static int
+fsync_path(const char *path, bool dir)
+{
+	int fd, err = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) != 0)
+		err = -errno;
+	(void)close(fd);
+	return err;
+}
+
+/* Fsyncs the directory holding path, so a new name in it survives a crash. */
+static int
+fsync_dir_of(const char *path)
+{
+	char *copy = strdup(path);
+	int err;
+
+	if (!copy)
+		return -ENOMEM;
+	err = fsync_path(dirname(copy), true);
+	free(copy);
+	return err;
+}
+
+static int __attribute__((format(printf, 4, 5)))
+backup_fail(char *buf, size_t len, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (buf && len) {
+		va_start(ap, fmt);
+		(void)vsnprintf(buf, len, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+int
+store_backup_file(const char *db_path, const char *dest_path, uint64_t *ret_epoch,
+    uint64_t *ret_seq, char *errbuf, size_t errlen)
+{
+	sqlite3 *src = NULL, *dst = NULL;
+	sqlite3_stmt *st = NULL;
+	sqlite3_backup *b;
+	uint64_t epoch, seq;
+	bool created = false;
+	int fd, rc, err;
+
+	if (errbuf && errlen)
+		errbuf[0] = '\0';
+	rc = sqlite3_open_v2(db_path, &src, SQLITE_OPEN_READONLY, NULL);
+	if (rc != SQLITE_OK) {
+		err = backup_fail(errbuf, errlen, errno_of(rc), "%s: %s", db_path,
+		    src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
+		goto out;
+	}
+	(void)sqlite3_busy_timeout(src, BUSY_TIMEOUT_MS);
+
+	/* One read transaction: the position read is the one of the pages copied. */
+	rc = sqlite3_exec(src, "BEGIN", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(src,
+		    "SELECT (SELECT v FROM " META_TABLE " WHERE k = 'epoch'),"
+		    " (SELECT v FROM " META_TABLE " WHERE k = 'seq')",
+		    -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW || sqlite3_column_type(st, 0) != SQLITE_INTEGER ||
+	    sqlite3_column_type(st, 1) != SQLITE_INTEGER) {
+		err = errno_of(rc);
+		if (rc == SQLITE_ROW || err == -EINVAL || err == -EBADMSG)
+			err = backup_fail(errbuf, errlen, -EBADMSG, "%s: not a tandem database: %s",
+			    db_path, rc == SQLITE_ROW ? "no position" : sqlite3_errmsg(src));
+		else
+			err = backup_fail(
+			    errbuf, errlen, err, "%s: %s", db_path, sqlite3_errmsg(src));
+		goto out;
+	}
+	epoch = (uint64_t)sqlite3_column_int64(st, 0);
+	seq = (uint64_t)sqlite3_column_int64(st, 1);
+	(void)sqlite3_finalize(st);
+	st = NULL;
+
+	fd = open(dest_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		err = backup_fail(errbuf, errlen, -errno, "%s: %s", dest_path, strerror(errno));
+		goto out;
+	}
+	created = true;
+	(void)close(fd);
+
+	rc = sqlite3_open_v2(dest_path, &dst, SQLITE_OPEN_READWRITE, NULL);
+	if (rc != SQLITE_OK) {
+		err = backup_fail(
+		    errbuf, errlen, errno_of(rc), "%s: %s", dest_path, sqlite3_errstr(rc));
+		goto out;
+	}
+	b = sqlite3_backup_init(dst, "main", src, "main");
+	if (!b) {
+		err = backup_fail(errbuf, errlen, errno_of(sqlite3_errcode(dst)), "%s: %s",
+		    dest_path, sqlite3_errmsg(dst));
+		goto out;
+	}
+	/* The source's open read transaction is the snapshot copied. */
+	rc = sqlite3_backup_step(b, -1);
+	(void)sqlite3_backup_finish(b);
+	if (rc != SQLITE_DONE) {
+		err = backup_fail(
+		    errbuf, errlen, errno_of(rc), "%s: %s", dest_path, sqlite3_errstr(rc));
+		goto out;
+	}
+	rc = sqlite3_close(dst);
+	dst = NULL;
+	if (rc != SQLITE_OK) {
+		err = backup_fail(
+		    errbuf, errlen, errno_of(rc), "%s: %s", dest_path, sqlite3_errstr(rc));
+		goto out;
+	}
+	if ((err = fsync_path(dest_path, false)) || (err = fsync_dir_of(dest_path))) {
+		err = backup_fail(errbuf, errlen, err, "%s: fsync: %s", dest_path, strerror(-err));
+		goto out;
+	}
+	if (ret_epoch)
+		*ret_epoch = epoch;
+	if (ret_seq)
+		*ret_seq = seq;
+	err = 0;
+out:
+	(void)sqlite3_finalize(st);
+	(void)sqlite3_close_v2(dst);
+	(void)sqlite3_close_v2(src); /* ends the read transaction */
+	if (err && created)
+		(void)unlink(dest_path);
+	return err;
+}
+
+/* Checks that path holds a store database: SQLite, with a position. */
+static int
+check_store_file(struct store *s, const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc, err = 0;
+
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+	if (rc != SQLITE_OK) {
+		err = fail(
+		    s, errno_of(rc), "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		goto out;
+	}
+	(void)sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	rc = sqlite3_prepare_v2(db,
+	    "SELECT (SELECT v FROM " META_TABLE " WHERE k = 'epoch'),"
+	    " (SELECT v FROM " META_TABLE " WHERE k = 'seq')",
+	    -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER &&
+	    sqlite3_column_type(st, 1) == SQLITE_INTEGER)
+		goto out;
+	err = errno_of(rc);
+	if (rc == SQLITE_ROW || err == -EINVAL || err == -EBADMSG)
+		err = fail(s, -EBADMSG, "%s: not a tandem database: %s", path,
+		    rc == SQLITE_ROW ? "no position" : sqlite3_errmsg(db));
+	else
+		err = fail(s, err, "%s: %s", path, sqlite3_errmsg(db));
+out:
+	(void)sqlite3_finalize(st);
+	(void)sqlite3_close_v2(db); /* the last connection: folds its -wal into the file */
+	return err;
+}
+
+/* Removes path + suffix if it is there. */
+static int
+unlink_suffix(struct store *s, const char *path, const char *suffix)
+{
+	char *name = NULL;
+	int err = 0;
+
+	if (asprintf(&name, "%s%s", path, suffix) < 0)
+		return fail(s, -ENOMEM, "out of memory");
+	if (unlink(name) != 0 && errno != ENOENT)
+		err = fail(s, -errno, "%s: %s", name, strerror(errno));
+	free(name);
+	return err;
+}
+
+int
+store_replace(struct store *s, const char *new_path, const char *archive_dir, char **ret_archive)
+{
+	char *archive = NULL, keep[sizeof(s->errmsg)];
+	int err, rc;
+
+	s->errmsg[0] = '\0';
+	if ((err = check_store_file(s, new_path)))
+		return err;
+	if ((err = fsync_path(new_path, false)))
+		return fail(s, err, "%s: fsync: %s", new_path, strerror(-err));
+	if (archive_dir && (err = archive_name(s, archive_dir, s->epoch, &archive)))
+		return err;
+
+	/* Fold the -wal into the file, so the file alone is all we had. */
+	if (s->w.db)
+		(void)exec_internal(s, s->w.db, "PRAGMA wal_checkpoint(TRUNCATE)");
+	cache_clear(s);
+	conn_close(&s->a);
+	conn_close(&s->w);
+
+	if (archive && link(s->path, archive) != 0) {
+		if (errno != EXDEV) {
+			err = fail(s, -errno, "%s: %s", archive, strerror(errno));
+			goto reopen;
+		}
+		/* Another file system: copy it. */
+		err = store_backup_file(s->path, archive, NULL, NULL, keep, sizeof(keep));
+		if (err) {
+			err = fail(s, err, "%s", keep);
+			goto reopen;
+		}
+	}
+	if (rename(new_path, s->path) != 0) {
+		err = fail(s, -errno, "%s: %s", s->path, strerror(errno));
+		if (archive)
+			(void)unlink(archive);
+		goto reopen;
+	}
+	/* A -wal of the old file would be replayed into the new one. */
+	if ((err = unlink_suffix(s, s->path, "-wal")) || (err = unlink_suffix(s, s->path, "-shm")))
+		goto reopen;
+	if ((err = fsync_dir_of(s->path)) || (archive && (err = fsync_dir_of(archive)))) {
+		err = fail(s, err, "%s: fsync of the directory: %s", s->path, strerror(-err));
+		goto reopen;
+	}
+
+reopen:
+	memcpy(keep, s->errmsg, sizeof(keep));
+	rc = store_init(s, s->path);
+	if (rc) {
+		cache_clear(s);
+		conn_close(&s->a);
+		conn_close(&s->w);
+		if (!err)
+			err = rc;
+		else
+			(void)snprintf(s->errmsg + strlen(s->errmsg),
+			    sizeof(s->errmsg) - strlen(s->errmsg), " (and %s)", keep);
+	} else {
+		memcpy(s->errmsg, keep, sizeof(keep));
+	}
+	if (err) {
+		free(archive);
+		return err;
+	}
+	if (ret_archive)
+		*ret_archive = archive;
+	else
+		free(archive);
+	return 0;
 }

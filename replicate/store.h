@@ -95,7 +95,8 @@ struct store_rows {
 /*
  * Opens or creates the database at path (a new file is created 0600), in
  * WAL mode with synchronous=NORMAL, and creates _tandem_meta (position
- * 0, 0) if it is missing.  Nothing else is changed in the file.  Returns
+ * 0, 0) and _tandem_epochs (the history of store_has_position) if they
+ * are missing.  Nothing else is changed in the file.  Returns
  * the store, or NULL with errno set and, if ret_err is not NULL, *ret_err
  * set to a malloc'd one-line message the caller frees.
  */
@@ -169,7 +170,7 @@ void store_position(const struct store *s, uint64_t *ret_epoch, uint64_t *ret_se
  */
 int store_set_epoch(struct store *s, uint64_t epoch);
 
-/* The schema hash frames carry (user objects; _tandem_meta excluded). */
+/* The schema hash frames carry (user objects; the _tandem_ tables excluded). */
 uint64_t store_schema_hash(const struct store *s);
 
 /*
@@ -188,5 +189,83 @@ int store_content_hash(struct store *s, uint64_t *ret_hash);
  * -ENOENT if dir does not, other -errno.  On failure no file is left.
  */
 int store_archive(struct store *s, const char *dir, uint64_t epoch, char **ret_path);
+
+/* One client transaction of a group commit: its statements, as store_exec takes them. */
+struct store_txn {
+	const struct store_stmt *stmts;
+	size_t n;
+};
+
+/* What became of one transaction of a group commit. */
+struct store_txn_result {
+	/* 0, or what store_exec would have returned for it alone. */
+	int rc;
+	int64_t changes;
+	int64_t last_rowid;
+	/* rc != 0: a malloc'd one-line message (store_txn_results_clear frees it). */
+	char *error;
+};
+
+/*
+ * Group commit: runs txns[0..n) in one SQLite transaction, each inside its
+ * own SAVEPOINT, and commits them as one frame at (epoch, seq + 1), parts
+ * cut at each DDL as in store_exec.  A transaction that fails (any error
+ * store_exec gives for it alone: -EINVAL, -EPERM, ...) is rolled back to
+ * its savepoint and reported in results[i]; the others are unaffected.
+ * Returns 0 when the batch committed, even if every transaction in it
+ * failed (the frame has no parts then, and still takes a seq); or -errno
+ * when the batch as a whole failed (-EBUSY, -EIO, -ENOMEM): then nothing
+ * is committed, the position is unchanged, every results[i].rc is that
+ * error and *ret_frame is untouched.  results has n entries.
+ */
+int store_exec_batch(struct store *s, const struct store_txn *txns, size_t n,
+    struct store_txn_result *results, struct store_frame *ret_frame);
+
+/* Frees the messages in results[0..n) and zeroes them. */
+void store_txn_results_clear(struct store_txn_result *results, size_t n);
+
+/*
+ * Applies frames[0..n) in order in one transaction on the apply
+ * connection, with the checks of store_apply for each.  Leading frames
+ * that are duplicates (-EALREADY) are skipped.  Returns 0 when every
+ * remaining frame applied (*ret_applied, if not NULL, says how many), or
+ * the first error store_apply would give (nothing of any frame applied).
+ */
+int store_apply_batch(
+    struct store *s, const struct store_frame *frames, size_t n, size_t *ret_applied);
+
+/*
+ * The history of epochs: the database records, in the same transaction,
+ * the seq at which each epoch began (store_set_epoch on a promotion; the
+ * first frame of a newer epoch on a standby), so a copy of the file knows
+ * the history it holds.  Returns 1 when our history passes through
+ * (epoch, seq), that is, a node at that position holds a prefix of our
+ * data; 0 when it does not (that node wrote what we never saw, or is
+ * ahead of us); -errno on a database error.  (0, 0) is in every history.
+ */
+int store_has_position(struct store *s, uint64_t epoch, uint64_t seq);
+
+/*
+ * Writes a consistent copy of the database at db_path to dest_path (new
+ * file, 0600, fsync'd) with its own connection, so a worker thread may
+ * call it while the loop keeps writing through a struct store.  Reports
+ * the position the copy holds.  Returns 0 or -errno; err (errlen bytes)
+ * gets one line on failure and no file is left.
+ */
+int store_backup_file(const char *db_path, const char *dest_path, uint64_t *ret_epoch,
+    uint64_t *ret_seq, char *err, size_t errlen);
+
+/*
+ * Replaces the database of s by the file new_path (a snapshot received
+ * from the active): checks it is a store database, closes s's connections,
+ * moves the current file to *ret_archive (when archive_dir is not NULL: a
+ * new name dir/diverged-EPOCH-YYYYmmddTHHMMSSZ.db with our old epoch, the
+ * malloc'd path returned) or deletes it, renames new_path over it (with
+ * fsyncs of the file and the directory) and reopens.  Returns 0 or -errno
+ * with store_errmsg set; on failure before the rename nothing changed,
+ * and s stays usable either way.
+ */
+int store_replace(
+    struct store *s, const char *new_path, const char *archive_dir, char **ret_archive);
 
 #endif

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -347,8 +348,9 @@ test_refused_ddl(void **state)
 		assert_true(hash_of(p->a) == hash);
 		assert_true(store_schema_hash(p->a) == schema);
 	}
+	/* base, _tandem_meta and _tandem_epochs. */
 	assert_int_equal(
-	    query_int(p->a, "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite%'"), 2);
+	    query_int(p->a, "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite%'"), 3);
 
 	/* What a changeset does carry is accepted. */
 	ship(p, "CREATE TABLE wr(a TEXT PRIMARY KEY, b) WITHOUT ROWID;"
@@ -718,6 +720,705 @@ test_archive(void **state)
 	assert_int_equal(store_archive(p->a, dir, 7, &path), -ENOENT);
 }
 
+/* The rows of kv(k) on s, as "1,3" (k order). */
+static void
+assert_keys(struct store *s, const char *table, const char *want)
+{
+	char sql[128];
+	struct store_rows r;
+
+	(void)snprintf(sql, sizeof(sql),
+	    "SELECT coalesce(group_concat(k, ','), '') FROM (SELECT k FROM %s ORDER BY k)", table);
+	if (store_query(s, sql, NULL, 0, &r) != 0)
+		fail_msg("query '%s': %s", sql, store_errmsg(s));
+	assert_int_equal(r.n_rows, 1);
+	assert_int_equal(r.values[0].type, STORE_TEXT);
+	if (strcmp(r.values[0].p, want) != 0)
+		fail_msg("%s holds %s, want %s", table, (const char *)r.values[0].p, want);
+	store_rows_free(&r);
+}
+
+/* A transaction of one SQL text. */
+#define TXN(text)                                                                                  \
+	{                                                                                          \
+		.stmts = &(const struct store_stmt){.sql = (text)}, .n = 1                         \
+	}
+
+static void
+test_batch_savepoints(void **state)
+{
+	struct pair *p = *state;
+	const struct store_txn txns[] = {
+	    TXN("INSERT INTO kv VALUES (1, 'one')"),
+	    TXN("INSERT INTO kv VALUES (2, 'two'); INSERT INTO kv VALUES (1, 'dup')"),
+	    TXN("INSERT INTO kv VALUES (3, 'three')"),
+	    /* Changes to rows the batch already changed, then undone. */
+	    TXN("UPDATE kv SET v = 'x' WHERE k = 1; DELETE FROM kv WHERE k = 3;"
+	        "INSERT INTO kv VALUES (4, 'four'); INSERT INTO nosuch VALUES (1)"),
+	    TXN("INSERT INTO _tandem_epochs VALUES (9, 9)"),
+	    TXN("BEGIN"),
+	    TXN("SELECT 1"),
+	};
+	enum {
+		N = sizeof(txns) / sizeof(txns[0])
+	};
+	struct store_txn_result res[N];
+	struct store_frame f;
+	uint64_t seq;
+
+	ship(
+	    p, "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT); INSERT INTO kv VALUES (9, 'nine')");
+	seq = seq_of(p->a);
+	assert_int_equal(store_exec_batch(p->a, txns, N, res, &f), 0);
+	assert_true(f.seq == seq + 1);
+	assert_int_equal(res[0].rc, 0);
+	assert_int_equal(res[0].changes, 1);
+	assert_int_equal(res[0].last_rowid, 1);
+	assert_null(res[0].error);
+	assert_int_equal(res[1].rc, -EINVAL);
+	assert_non_null(strstr(res[1].error, "UNIQUE"));
+	assert_int_equal(res[2].rc, 0);
+	assert_int_equal(res[2].last_rowid, 3);
+	assert_int_equal(res[3].rc, -EINVAL);
+	assert_non_null(strstr(res[3].error, "nosuch"));
+	assert_int_equal(res[4].rc, -EPERM);
+	assert_non_null(strstr(res[4].error, "reserved"));
+	assert_int_equal(res[5].rc, -EPERM);
+	assert_int_equal(res[6].rc, 0);
+	assert_int_equal(res[6].changes, 0);
+	/* The rowid of a rolled-back insert is not reported. */
+	assert_int_equal(res[6].last_rowid, 3);
+	assert_int_equal(f.changes, 2);
+	assert_int_equal(f.last_rowid, 3);
+	assert_int_equal(f.n_parts, 1);
+	assert_true(f.schema_before == f.schema_after);
+	store_txn_results_clear(res, N);
+	assert_null(res[1].error);
+	assert_int_equal(res[1].rc, 0);
+
+	assert_keys(p->a, "kv", "1,3,9");
+	assert_int_equal(query_int(p->a, "SELECT count(*) FROM kv WHERE v = 'x'"), 0);
+	assert_int_equal(store_apply(p->b, &f), 0);
+	store_frame_clear(&f);
+	assert_keys(p->b, "kv", "1,3,9");
+	assert_true(hash_of(p->a) == hash_of(p->b));
+	assert_int_equal(seq_of(p->b), seq + 1);
+}
+
+static void
+test_batch_ddl(void **state)
+{
+	struct pair *p = *state;
+	const struct store_txn txns[] = {
+	    TXN("INSERT INTO kv VALUES (1, 'a')"),
+	    /* The cut before a refused table holds this transaction's row 2. */
+	    TXN("INSERT INTO kv VALUES (2, 'b'); CREATE TABLE nopk(a, b)"),
+	    TXN("INSERT INTO kv VALUES (3, 'c')"),
+	    /* A table created and filled, then the transaction fails. */
+	    TXN("UPDATE kv SET v = 'z' WHERE k = 1; CREATE TABLE u(k INTEGER PRIMARY KEY);"
+	        "INSERT INTO u VALUES (1); ALTER TABLE kv ADD COLUMN n;"
+	        "UPDATE kv SET n = 1; INSERT INTO kv(k) VALUES (3)"),
+	    TXN("INSERT INTO kv VALUES (4, 'd'); CREATE TABLE w(k INTEGER PRIMARY KEY);"
+	        "INSERT INTO w VALUES (5)"),
+	    TXN("INSERT INTO kv VALUES (6, 'f')"),
+	    TXN("ALTER TABLE kv ADD COLUMN g AS (k + 1)"),
+	    TXN("INSERT INTO kv VALUES (7, 'g')"),
+	};
+	enum {
+		N = sizeof(txns) / sizeof(txns[0])
+	};
+	struct store_txn_result res[N];
+	struct store_frame f;
+
+	ship(p, "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)");
+	assert_int_equal(store_exec_batch(p->a, txns, N, res, &f), 0);
+	assert_int_equal(res[0].rc, 0);
+	assert_int_equal(res[1].rc, -EPERM);
+	assert_non_null(strstr(res[1].error, "nopk"));
+	assert_int_equal(res[2].rc, 0);
+	assert_int_equal(res[3].rc, -EINVAL);
+	assert_int_equal(res[4].rc, 0);
+	assert_int_equal(res[4].changes, 2);
+	assert_int_equal(res[5].rc, 0);
+	assert_int_equal(res[6].rc, -EPERM);
+	assert_non_null(strstr(res[6].error, "generated"));
+	assert_int_equal(res[7].rc, 0);
+	store_txn_results_clear(res, N);
+
+	/* kv 1, 3, 4 | CREATE w | w 5, kv 6, 7 */
+	assert_int_equal(f.n_parts, 3);
+	assert_int_equal(f.parts[0].type, STORE_PART_CHANGESET);
+	assert_int_equal(f.parts[1].type, STORE_PART_DDL);
+	assert_non_null(strstr(f.parts[1].data, "CREATE TABLE w"));
+	assert_int_equal(f.parts[2].type, STORE_PART_CHANGESET);
+	assert_true(f.schema_after == store_schema_hash(p->a));
+	assert_true(f.schema_before != f.schema_after);
+	assert_int_equal(store_apply(p->b, &f), 0);
+	store_frame_clear(&f);
+
+	assert_keys(p->b, "kv", "1,3,4,6,7");
+	assert_keys(p->b, "w", "5");
+	assert_int_equal(query_int(p->b, "SELECT count(*) FROM kv WHERE v = 'z'"), 0);
+	assert_int_equal(
+	    query_int(p->b, "SELECT count(*) FROM sqlite_schema WHERE name IN ('u', 'nopk')"), 0);
+	assert_int_equal(query_int(p->a, "SELECT count(*) FROM pragma_table_info('kv')"), 2);
+	assert_true(hash_of(p->a) == hash_of(p->b));
+	assert_true(store_schema_hash(p->a) == store_schema_hash(p->b));
+
+	/* The next frames go on from the schema left behind. */
+	ship(p, "INSERT INTO w VALUES (6); ALTER TABLE kv ADD COLUMN n");
+	ship(p, "UPDATE kv SET n = k");
+}
+
+static void
+test_batch_edges(void **state)
+{
+	struct pair *p = *state;
+	const struct store_txn bad[] = {
+	    TXN("INSERT INTO kv VALUES (1, 'a'); INSERT INTO kv VALUES (1, 'a')"),
+	    TXN("DROP TABLE _tandem_meta"),
+	};
+	const struct store_txn one[] = {TXN("INSERT INTO kv VALUES (2, 'b')")};
+	struct store_txn_result res[2];
+	struct store_frame f;
+	uint64_t seq, hash;
+	sqlite3 *db;
+
+	ship(p, "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)");
+	seq = seq_of(p->a);
+
+	/* Every transaction fails: the frame is empty and takes a seq all the same. */
+	assert_int_equal(store_exec_batch(p->a, bad, 2, res, &f), 0);
+	assert_int_equal(res[0].rc, -EINVAL);
+	assert_int_equal(res[1].rc, -EPERM);
+	store_txn_results_clear(res, 2);
+	assert_int_equal(f.n_parts, 0);
+	assert_true(f.seq == seq + 1);
+	assert_int_equal(store_apply(p->b, &f), 0);
+	store_frame_clear(&f);
+
+	assert_int_equal(store_exec_batch(p->a, NULL, 0, NULL, &f), 0);
+	assert_int_equal(f.n_parts, 0);
+	assert_true(f.seq == seq + 2);
+	assert_int_equal(store_apply(p->b, &f), 0);
+	store_frame_clear(&f);
+	store_txn_results_clear(NULL, 3);
+
+	/* The batch as a whole fails: every result says so, nothing is committed. */
+	hash = hash_of(p->a);
+	assert_int_equal(sqlite3_open(p->pa, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	memset(&f, 0xa5, sizeof(f));
+	assert_int_equal(store_exec_batch(p->a, one, 1, res, &f), -EBUSY);
+	assert_int_equal(res[0].rc, -EBUSY);
+	assert_non_null(res[0].error);
+	assert_true(f.seq == 0xa5a5a5a5a5a5a5a5ULL);
+	store_txn_results_clear(res, 1);
+	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	assert_true(seq_of(p->a) == seq + 2);
+	assert_true(hash_of(p->a) == hash);
+
+	assert_int_equal(store_exec_batch(p->a, one, 1, res, &f), 0);
+	assert_int_equal(res[0].rc, 0);
+	assert_int_equal(store_apply(p->b, &f), 0);
+	store_frame_clear(&f);
+	assert_true(hash_of(p->a) == hash_of(p->b));
+
+	/* RAISE(ROLLBACK) ends SQLite's whole transaction: the batch fails with it. */
+	ship(p, "CREATE TABLE r(k INTEGER PRIMARY KEY);"
+	        "CREATE TRIGGER r_no BEFORE INSERT ON r BEGIN SELECT RAISE(ROLLBACK, 'no'); END");
+	seq = seq_of(p->a);
+	hash = hash_of(p->a);
+	{
+		const struct store_txn two[] = {
+		    TXN("INSERT INTO kv VALUES (3, 'c')"),
+		    TXN("INSERT INTO r VALUES (1)"),
+		};
+
+		assert_int_equal(store_exec_batch(p->a, two, 2, res, &f), -EINVAL);
+		assert_int_equal(res[0].rc, -EINVAL);
+		assert_int_equal(res[1].rc, -EINVAL);
+		assert_non_null(strstr(res[0].error, "no"));
+		store_txn_results_clear(res, 2);
+	}
+	assert_true(seq_of(p->a) == seq);
+	assert_true(hash_of(p->a) == hash);
+	ship(p, "INSERT INTO kv VALUES (3, 'c')");
+}
+
+static void
+test_apply_batch(void **state)
+{
+	struct pair *p = *state;
+	static unsigned char garbage[] = "this is not a changeset";
+	struct store_part bad_cs = {
+	    .type = STORE_PART_CHANGESET, .data = garbage, .len = sizeof(garbage)};
+	struct store_frame fs[8], g[3];
+	size_t applied = 99;
+	uint64_t hash, epoch;
+	char sql[64];
+
+	ship(p, "CREATE TABLE t(k INTEGER PRIMARY KEY, v)");
+	exec_ok(p->a, "CREATE TABLE u(k INTEGER PRIMARY KEY); INSERT INTO u VALUES (1)", &fs[0]);
+	for (int i = 1; i < 8; i++) {
+		if (i == 4)
+			assert_int_equal(store_set_epoch(p->a, 3), 0);
+		(void)snprintf(sql, sizeof(sql), "INSERT INTO t VALUES (%d, 'x')", i);
+		exec_ok(p->a, sql, &fs[i]);
+	}
+	hash = hash_of(p->b);
+
+	/* A corrupt frame in the middle: nothing of any frame is applied. */
+	g[0] = fs[0];
+	g[1] = fs[1];
+	g[1].parts = &bad_cs;
+	assert_int_equal(store_apply_batch(p->b, g, 2, &applied), -EBADMSG);
+	assert_int_equal(applied, 99);
+	/* A gap, and a duplicate that is not leading. */
+	assert_int_equal(
+	    store_apply_batch(p->b, (struct store_frame[]){fs[0], fs[2]}, 2, NULL), -EPROTO);
+	assert_int_equal(
+	    store_apply_batch(p->b, (struct store_frame[]){fs[0], fs[0]}, 2, NULL), -EALREADY);
+	assert_true(hash_of(p->b) == hash);
+	assert_int_equal(seq_of(p->b), 1);
+	assert_int_equal(query_int(p->b, "SELECT count(*) FROM sqlite_schema WHERE name = 'u'"), 0);
+
+	assert_int_equal(store_apply_batch(p->b, fs, 3, &applied), 0);
+	assert_int_equal(applied, 3);
+	assert_int_equal(seq_of(p->b), 4);
+	/* Leading duplicates are skipped; only duplicates is nothing to do. */
+	assert_int_equal(store_apply_batch(p->b, fs, 2, &applied), 0);
+	assert_int_equal(applied, 0);
+	assert_int_equal(store_apply_batch(p->b, fs + 1, 7, &applied), 0);
+	assert_int_equal(applied, 5);
+	assert_int_equal(store_apply_batch(p->b, NULL, 0, &applied), 0);
+	assert_int_equal(applied, 0);
+	store_position(p->b, &epoch, NULL);
+	assert_true(epoch == 3);
+	assert_int_equal(seq_of(p->b), 9);
+	assert_true(hash_of(p->a) == hash_of(p->b));
+	assert_true(store_schema_hash(p->a) == store_schema_hash(p->b));
+	/* The epoch began in the batch: its start is recorded there too. */
+	assert_int_equal(store_has_position(p->b, 0, 5), 1);
+	assert_int_equal(store_has_position(p->b, 0, 6), 0);
+	assert_int_equal(store_has_position(p->b, 3, 5), 1);
+	for (int i = 0; i < 8; i++)
+		store_frame_clear(&fs[i]);
+}
+
+static void
+check_history(struct store *s)
+{
+	static const struct {
+		uint64_t epoch, seq;
+		int want;
+	} cases[] = {
+	    {0, 0, 1},
+	    {0, 1, 1},
+	    {0, 2, 1},
+	    {0, 3, 0},
+	    {1, 2, 0},
+	    {3, 1, 0},
+	    {3, 2, 1},
+	    {3, 4, 1},
+	    {3, 5, 0},
+	    {4, 4, 0},
+	    {5, 4, 1},
+	    {5, 6, 1},
+	    {5, 7, 0},
+	    {6, 6, 0},
+	    {UINT64_MAX, 1, 0},
+	    {0, UINT64_MAX, 0},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = store_has_position(s, cases[i].epoch, cases[i].seq);
+
+		if (rc != cases[i].want)
+			fail_msg("has_position(%llu, %llu) = %d, want %d",
+			    (unsigned long long)cases[i].epoch, (unsigned long long)cases[i].seq,
+			    rc, cases[i].want);
+	}
+}
+
+static void
+test_epoch_history(void **state)
+{
+	struct pair *p = *state;
+	struct store_stmt st[] = {
+	    {.sql = "INSERT INTO _tandem_epochs VALUES (4, 0)"},
+	    {.sql = "UPDATE _tandem_epochs SET start_seq = 0"},
+	    {.sql = "DELETE FROM _tandem_epochs"},
+	    {.sql = "DROP TABLE _tandem_epochs"},
+	    {.sql = "CREATE INDEX i ON _tandem_epochs(start_seq)"},
+	};
+	struct store_frame f;
+	char path[256];
+
+	/* Both start empty: the schema hash of no user object is the hash of nothing. */
+	assert_true(store_schema_hash(p->a) == 0xcbf29ce484222325ULL);
+	/* The history is not content: a promotion alone changes no content hash. */
+	assert_int_equal(store_set_epoch(p->b, 7), 0);
+	assert_true(hash_of(p->a) == hash_of(p->b));
+	store_close(p->b);
+	assert_int_equal(unlink(p->pb), 0);
+	p->b = store_open(p->pb, NULL);
+	assert_non_null(p->b);
+
+	/* Epoch 0 holds seqs 1-2, epoch 3 begins at 2 and holds 3-4, epoch 5 begins at 4. */
+	ship(p, "CREATE TABLE t(k INTEGER PRIMARY KEY)");
+	ship(p, "INSERT INTO t VALUES (1)");
+	assert_int_equal(store_set_epoch(p->a, 3), 0);
+	assert_int_equal(store_set_epoch(p->a, 3), 0);
+	ship(p, "INSERT INTO t VALUES (2)");
+	ship(p, "INSERT INTO t VALUES (3)");
+	assert_int_equal(store_set_epoch(p->a, 5), 0);
+	ship(p, "INSERT INTO t VALUES (4)");
+	ship(p, "INSERT INTO t VALUES (5)");
+	check_history(p->a);
+	check_history(p->b);
+
+	for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++) {
+		int rc = store_exec(p->a, &st[i], 1, &f);
+
+		if (rc != -EPERM || !strstr(store_errmsg(p->a), "_tandem_epochs"))
+			fail_msg("'%s': rc %d, message '%s'", st[i].sql, rc, store_errmsg(p->a));
+	}
+	assert_int_equal(query_int(p->a, "SELECT count(*) FROM _tandem_epochs"), 3);
+
+	/* The history is in the file. */
+	store_close(p->b);
+	p->b = store_open(p->pb, NULL);
+	assert_non_null(p->b);
+	check_history(p->b);
+
+	/* A database from before the history knows only its own position. */
+	(void)snprintf(path, sizeof(path), "%s/old%d.db", tmpdir, counter);
+	raw_exec(path, "CREATE TABLE _tandem_meta(k TEXT PRIMARY KEY NOT NULL, v);"
+	               "INSERT INTO _tandem_meta VALUES ('epoch', 4), ('seq', 10)");
+	store_close(p->b);
+	p->b = store_open(path, NULL);
+	assert_non_null(p->b);
+	assert_int_equal(store_has_position(p->b, 0, 0), 1);
+	assert_int_equal(store_has_position(p->b, 0, 5), 0);
+	assert_int_equal(store_has_position(p->b, 4, 9), 0);
+	assert_int_equal(store_has_position(p->b, 4, 10), 1);
+	assert_int_equal(store_has_position(p->b, 4, 11), 0);
+	store_close(p->b);
+	p->b = store_open(p->pb, NULL);
+	assert_non_null(p->b);
+}
+
+/* The position a copy holds and its row count in t, read with SQLite directly. */
+static void
+copy_state(const char *path, uint64_t *epoch, uint64_t *seq, int64_t *rows)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                     "SELECT (SELECT v FROM _tandem_meta WHERE k = 'epoch'),"
+	                     " (SELECT v FROM _tandem_meta WHERE k = 'seq'),"
+	                     " (SELECT count(*) FROM t),"
+	                     " (SELECT integrity_check FROM pragma_integrity_check)",
+	                     -1, &q, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	*epoch = (uint64_t)sqlite3_column_int64(q, 0);
+	*seq = (uint64_t)sqlite3_column_int64(q, 1);
+	*rows = sqlite3_column_int64(q, 2);
+	assert_string_equal(sqlite3_column_text(q, 3), "ok");
+	(void)sqlite3_finalize(q);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+struct backups {
+	const char *src;
+	char dest[32][256];
+	uint64_t epoch[32], seq[32];
+	int n, rc;
+	int stop;
+};
+
+static void *
+backup_loop(void *data)
+{
+	struct backups *b = data;
+	char err[256];
+
+	while (!__atomic_load_n(&b->stop, __ATOMIC_ACQUIRE) && b->n < 32) {
+		(void)snprintf(
+		    b->dest[b->n], sizeof(b->dest[b->n]), "%s/copy%d-%d.db", tmpdir, counter, b->n);
+		b->rc = store_backup_file(
+		    b->src, b->dest[b->n], &b->epoch[b->n], &b->seq[b->n], err, sizeof(err));
+		if (b->rc != 0)
+			break;
+		b->n++;
+	}
+	return NULL;
+}
+
+static void
+test_backup_file(void **state)
+{
+	struct pair *p = *state;
+	struct backups b = {.src = p->pa};
+	char dest[256], err[256];
+	uint64_t epoch, seq, e, q, seq0;
+	int64_t rows;
+	struct stat st;
+	pthread_t th;
+	struct store *c;
+
+	ship(p, "CREATE TABLE t(k INTEGER PRIMARY KEY, v)");
+	assert_int_equal(store_set_epoch(p->a, 2), 0);
+	ship(p, "INSERT INTO t VALUES (1, 'x')");
+
+	(void)snprintf(dest, sizeof(dest), "%s/copy%d.db", tmpdir, counter);
+	assert_int_equal(store_backup_file(p->pa, dest, &epoch, &seq, err, sizeof(err)), 0);
+	assert_true(epoch == 2 && seq == 2);
+	assert_int_equal(stat(dest, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	copy_state(dest, &e, &q, &rows);
+	assert_true(e == 2 && q == 2 && rows == 1);
+	c = store_open(dest, NULL);
+	assert_non_null(c);
+	assert_true(hash_of(c) == hash_of(p->a));
+	assert_int_equal(store_has_position(c, 2, 2), 1);
+	store_close(c);
+
+	/* The destination exists: refused, and left as it was. */
+	assert_int_equal(store_backup_file(p->pa, dest, &epoch, &seq, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "copy"));
+	copy_state(dest, &e, &q, &rows);
+	assert_true(q == 2);
+
+	/* A source that is missing or no store: no copy is left. */
+	(void)snprintf(dest, sizeof(dest), "%s/copy%d-bad.db", tmpdir, counter);
+	assert_int_equal(
+	    store_backup_file("/nonexistent/x.db", dest, NULL, NULL, err, sizeof(err)), -ENOENT);
+	assert_int_not_equal(access(dest, F_OK), 0);
+	{
+		char plain[256];
+
+		(void)snprintf(plain, sizeof(plain), "%s/plain%d.db", tmpdir, counter);
+		raw_exec(plain, "CREATE TABLE plain(k INTEGER PRIMARY KEY)");
+		assert_int_equal(
+		    store_backup_file(plain, dest, NULL, NULL, err, sizeof(err)), -EBADMSG);
+		assert_non_null(strstr(err, "not a tandem database"));
+		assert_int_not_equal(access(dest, F_OK), 0);
+		/* No room for the message is fine. */
+		assert_int_equal(store_backup_file(plain, dest, NULL, NULL, NULL, 0), -EBADMSG);
+	}
+	(void)snprintf(dest, sizeof(dest), "%s/nodir%d/copy.db", tmpdir, counter);
+	assert_int_equal(store_backup_file(p->pa, dest, NULL, NULL, err, sizeof(err)), -ENOENT);
+
+	/* Copies taken while the active writes hold exactly what their position says. */
+	seq0 = seq_of(p->a);
+	assert_int_equal(pthread_create(&th, NULL, backup_loop, &b), 0);
+	for (int i = 2; i < 400; i++) {
+		struct store_frame f;
+		char sql[64];
+
+		(void)snprintf(sql, sizeof(sql), "INSERT INTO t VALUES (%d, 'x')", i);
+		exec_ok(p->a, sql, &f);
+		store_frame_clear(&f);
+	}
+	__atomic_store_n(&b.stop, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(b.rc, 0);
+	assert_true(b.n >= 1);
+	for (int i = 0; i < b.n; i++) {
+		copy_state(b.dest[i], &e, &q, &rows);
+		assert_true(e == 2 && e == b.epoch[i]);
+		assert_true(q == b.seq[i]);
+		assert_true(rows == (int64_t)(q - seq0) + 1);
+	}
+}
+
+/* A standby that diverged (rows of its own), and a snapshot of the active. */
+static void
+diverge(struct pair *p, char *snap, size_t len, const char *name)
+{
+	char err[256];
+
+	(void)snprintf(snap, len, "%s/%s%d.db", tmpdir, name, counter);
+	(void)unlink(snap);
+	assert_int_equal(store_backup_file(p->pa, snap, NULL, NULL, err, sizeof(err)), 0);
+}
+
+static void
+test_replace(void **state)
+{
+	struct pair *p = *state;
+	char dir[256], snap[256], bad[256], *archive = NULL;
+	struct store_frame f;
+	uint64_t epoch, seq, e, q, hash;
+	int64_t rows;
+	FILE *fp;
+
+	ship(p, "CREATE TABLE t(k INTEGER PRIMARY KEY, v)");
+	ship(p, "INSERT INTO t VALUES (1, 'a')");
+	/* B goes its own way: epoch 4 and rows A never saw (still in B's -wal). */
+	assert_int_equal(store_set_epoch(p->b, 4), 0);
+	{
+		struct store_stmt st = {.sql = "INSERT INTO t VALUES (2, 'b'), (3, 'c')"};
+
+		assert_int_equal(store_exec(p->b, &st, 1, &f), 0);
+		store_frame_clear(&f);
+	}
+	exec_ok(p->a, "INSERT INTO t VALUES (10, 'z')", &f);
+	store_frame_clear(&f);
+	assert_int_equal(store_set_epoch(p->a, 5), 0);
+	(void)snprintf(dir, sizeof(dir), "%s/archive%d", tmpdir, counter);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	diverge(p, snap, sizeof(snap), "snap");
+
+	/* Bad new files: nothing changes. */
+	hash = hash_of(p->b);
+	store_position(p->b, &epoch, &seq);
+	(void)snprintf(bad, sizeof(bad), "%s/garbage%d.db", tmpdir, counter);
+	fp = fopen(bad, "w");
+	assert_non_null(fp);
+	for (int i = 0; i < 512; i++)
+		(void)fputs("not a database file ", fp);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(store_replace(p->b, bad, dir, &archive), -EBADMSG);
+	assert_non_null(strstr(store_errmsg(p->b), "not a tandem database"));
+	(void)snprintf(bad, sizeof(bad), "%s/plain%d.db", tmpdir, counter);
+	raw_exec(bad, "CREATE TABLE t(k INTEGER PRIMARY KEY)");
+	assert_int_equal(store_replace(p->b, bad, dir, &archive), -EBADMSG);
+	(void)snprintf(bad, sizeof(bad), "%s/none%d.db", tmpdir, counter);
+	assert_int_equal(store_replace(p->b, bad, dir, &archive), -ENOENT);
+	(void)snprintf(bad, sizeof(bad), "%s/nodir%d", tmpdir, counter);
+	assert_int_equal(store_replace(p->b, snap, bad, &archive), -ENOENT);
+	assert_null(archive);
+	assert_int_equal(access(snap, F_OK), 0);
+	assert_true(hash_of(p->b) == hash);
+	store_position(p->b, &e, &q);
+	assert_true(e == epoch && q == seq);
+	assert_int_equal(query_int(p->b, "SELECT count(*) FROM t"), 3);
+
+	/* With an archive: B's own data is kept there, whole (its -wal folded in). */
+	assert_int_equal(store_replace(p->b, snap, dir, &archive), 0);
+	assert_non_null(archive);
+	assert_non_null(strstr(archive, "/diverged-4-"));
+	assert_int_not_equal(access(snap, F_OK), 0);
+	copy_state(archive, &e, &q, &rows);
+	assert_true(e == 4 && q == seq && rows == 3);
+	free(archive);
+	archive = NULL;
+	store_position(p->a, &epoch, &seq);
+	store_position(p->b, &e, &q);
+	assert_true(e == epoch && q == seq);
+	assert_true(hash_of(p->a) == hash_of(p->b));
+	assert_true(store_schema_hash(p->a) == store_schema_hash(p->b));
+	assert_int_equal(store_has_position(p->b, 5, seq), 1);
+
+	/* B is the standby again. */
+	exec_ok(p->a, "INSERT INTO t VALUES (11, 'y')", &f);
+	assert_int_equal(store_apply(p->b, &f), 0);
+	store_frame_clear(&f);
+	assert_true(hash_of(p->a) == hash_of(p->b));
+
+	/* An archive on another file system is a copy. */
+	{
+		char shm[] = "/dev/shm/tandem-store-XXXXXX";
+		struct stat st;
+
+		if (mkdtemp(shm)) {
+			diverge(p, snap, sizeof(snap), "snap3");
+			assert_int_equal(store_replace(p->b, snap, shm, &archive), 0);
+			assert_int_equal(stat(archive, &st), 0);
+			assert_int_equal(st.st_mode & 0777, 0600);
+			copy_state(archive, &e, &q, &rows);
+			assert_true(e == 5 && q == seq_of(p->b));
+			free(archive);
+			archive = NULL;
+			assert_int_equal(nftw(shm, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+		}
+	}
+
+	/* Without an archive the old file is gone, and the store goes on. */
+	ship(p, "INSERT INTO t VALUES (12, 'x')");
+	diverge(p, snap, sizeof(snap), "snap2");
+	ship(p, "INSERT INTO t VALUES (13, 'x')");
+	assert_int_equal(store_replace(p->b, snap, NULL, NULL), 0);
+	assert_int_equal(seq_of(p->b), seq_of(p->a) - 1);
+	assert_int_equal(query_int(p->b, "SELECT count(*) FROM t WHERE k = 13"), 0);
+	exec_ok(p->a, "INSERT INTO t VALUES (14, 'x')", &f);
+	assert_int_equal(store_apply(p->b, &f), -EPROTO);
+	store_frame_clear(&f);
+	{
+		struct store *c;
+
+		store_close(p->b);
+		c = store_open(p->pb, NULL);
+		assert_non_null(c);
+		p->b = c;
+		assert_int_equal(query_int(p->b, "SELECT count(*) FROM t WHERE k = 12"), 1);
+	}
+}
+
+/* A statement run again is not prepared again, but follows the schema all the same. */
+static void
+test_statement_reuse(void **state)
+{
+	struct pair *p = *state;
+	const struct store_value two[] = {
+	    {.type = STORE_INTEGER, .i = 1},
+	    {.type = STORE_TEXT, .p = "a", .len = 1},
+	};
+	const struct store_value other[] = {
+	    {.type = STORE_INTEGER, .i = 2},
+	    {.type = STORE_TEXT, .p = "b", .len = 1},
+	};
+	struct store_stmt ins = {
+	    .sql = "INSERT INTO t VALUES (?, ?)", .params = two, .n_params = 2};
+	struct store_stmt one = {
+	    .sql = "INSERT INTO t VALUES (?, ?)", .params = two, .n_params = 1};
+	struct store_frame f;
+
+	ship(p, "CREATE TABLE t(k INTEGER PRIMARY KEY, v)");
+	assert_int_equal(store_exec(p->a, &ins, 1, &f), 0);
+	assert_int_equal(store_apply(p->b, &f), 0);
+	store_frame_clear(&f);
+	/* The same text with a wrong count, then again right. */
+	assert_int_equal(store_exec(p->a, &one, 1, &f), -EINVAL);
+	ship(p, "DELETE FROM t");
+	ins.params = other;
+	assert_int_equal(store_exec(p->a, &ins, 1, &f), 0);
+	assert_int_equal(f.changes, 1);
+	assert_int_equal(store_apply(p->b, &f), 0);
+	store_frame_clear(&f);
+	assert_keys(p->b, "t", "2");
+	assert_int_equal(query_int(p->b, "SELECT count(*) FROM t WHERE v = 'b'"), 1);
+	/* DELETE without WHERE again: still row by row. */
+	ship(p, "DELETE FROM t");
+	assert_int_equal(query_int(p->b, "SELECT count(*) FROM t"), 0);
+
+	/* The table changes under the kept statement. */
+	ship(p, "ALTER TABLE t ADD COLUMN n");
+	assert_int_equal(store_exec(p->a, &ins, 1, &f), -EINVAL);
+	assert_non_null(strstr(store_errmsg(p->a), "3 columns"));
+	ship(p, "DROP TABLE t");
+	assert_int_equal(store_exec(p->a, &ins, 1, &f), -EINVAL);
+	assert_non_null(strstr(store_errmsg(p->a), "no such table"));
+	ship(p, "CREATE TABLE t(k INTEGER PRIMARY KEY, v)");
+	assert_int_equal(store_exec(p->a, &ins, 1, &f), 0);
+	assert_int_equal(store_apply(p->b, &f), 0);
+	store_frame_clear(&f);
+	assert_true(hash_of(p->a) == hash_of(p->b));
+	assert_int_equal(query_int(p->b, "SELECT count(*) FROM t"), 1);
+
+	/* A schema statement run again is a schema statement again. */
+	ship(p, "DROP TABLE t");
+	ship(p, "CREATE TABLE t(k INTEGER PRIMARY KEY, v)");
+	assert_int_equal(query_int(p->b, "SELECT count(*) FROM sqlite_schema WHERE name = 't'"), 1);
+}
+
 int
 main(void)
 {
@@ -737,6 +1438,14 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_epoch_and_reopen, setup, teardown),
 	    cmocka_unit_test(test_open_errors),
 	    cmocka_unit_test_setup_teardown(test_archive, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_savepoints, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_ddl, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_edges, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_apply_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_epoch_history, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_statement_reuse, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
