@@ -149,7 +149,8 @@ send_json(qb_ipcs_connection_t *conn, json_t *reply)
 		qb_log(LOG_ERR, "control: a reply of %zu bytes is too long for tandemctl",
 		    strlen(text));
 		free(text);
-		send_text(conn, "{\"ok\":false,\"error\":\"the reply is too long\",\"exit\":1}");
+		send_text(conn, "{\"ok\":false,\"error\":\"the reply is too long\",\"exit\":1,"
+		                "\"code\":\"too-large\"}");
 		return;
 	}
 	send_text(conn, text);
@@ -255,12 +256,15 @@ on_destroyed(qb_ipcs_connection_t *conn)
 static json_t *
 request_parse(const void *data, size_t size, char *why, size_t why_len)
 {
-	const struct qb_ipc_request_header *hdr = data;
+	struct qb_ipc_request_header hdr_copy, *hdr = &hdr_copy;
 	const char *body;
 	size_t len;
 	json_error_t err;
 	json_t *obj, *cmd;
 
+	/* libqb may hand over a message that is not aligned for the header. */
+	if (size >= sizeof(hdr_copy))
+		memcpy(&hdr_copy, data, sizeof(hdr_copy));
 	if (size < sizeof(*hdr) || hdr->size < 0 || (size_t)hdr->size != size) {
 		(void)snprintf(why, why_len, "malformed request: bad header");
 		return NULL;
@@ -283,7 +287,8 @@ request_parse(const void *data, size_t size, char *why, size_t why_len)
 		    why, why_len, "malformed request: %s", len == 0 ? "empty" : "NUL byte inside");
 		return NULL;
 	}
-	obj = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+	/* A text value may hold NUL (as \u0000); SQL texts can. */
+	obj = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
 	if (obj == NULL) {
 		(void)snprintf(why, why_len, "malformed request: not JSON (%s)", err.text);
 		return NULL;

@@ -14,6 +14,30 @@
  * Replies: {"ok": true, ...command's fields...} or
  *          {"ok": false, "error": "one line for the admin", "exit": N}
  * Unknown request fields are ignored (rule 6).
+ *
+ * The replicated database (libtandem and tandemctl db; agent/dbcmd.c):
+ *   {"command": "db-exec",
+ *    "statements": [{"sql": "...", "params": [1, 2.5, "text", null,
+ *                                             {"blob": "<base64>"}]}, ...]}
+ *     -> {"ok": true, "changes": N, "last_rowid": N, "epoch": N, "seq": N}
+ *     The statements are one transaction, run on the active only.
+ *   {"command": "db-query", "sql": "...", "params": [...]}
+ *     -> {"ok": true, "columns": ["k", "v"], "rows": [[1, "a"], [2, null]]}
+ *     One read-only statement, on either node.
+ *   {"command": "db-hash"}
+ *     -> {"ok": true, "hash": "<16 hex digits>", "epoch": N, "seq": N}
+ * A value is null, an integer, a real (a JSON number with a fraction or an
+ * exponent), a string (UTF-8 text) or {"blob": "<padded base64>"}, both in
+ * params and in rows; params are bound by position, "params" may be
+ * absent.  Their errors carry a "code" as well:
+ *   {"ok": false, "error": "...", "exit": N, "code": C}
+ * with C one of "sql" (syntax, constraint, parameter count; exit 1),
+ * "refused" (it would not replicate; exit 1), "not-active" (exit 4, and
+ * "active": the active's name, "" if none), "unknown-outcome" (the active
+ * role was lost while the commit waited for the standby), "busy", "io",
+ * "too-large" (request or result over CTL_MAX_MSG), "failed" (anything
+ * else).  libtandem maps them to -EINVAL, -EPERM, -EROFS, -ECONNABORTED,
+ * -EBUSY, -EIO, -EMSGSIZE and -EIO.
  */
 #ifndef TANDEM_CTL_PROTO_H
 #define TANDEM_CTL_PROTO_H

@@ -11,6 +11,10 @@
  * code the daemon put in its reply (1 when it gave none).  Rule 5: bad
  * input gets a clear error and changes nothing.
  *
+ * db exec, db query and db hash speak the db-* requests of ctl-proto.h
+ * themselves rather than through libtandem, so that --json prints the
+ * daemon's reply document as it came.
+ *
  * The environment variable TANDEM_CTL_SERVICE overrides the IPC service
  * name, so that tests can run a server of their own next to a real tandemd.
  */
@@ -37,6 +41,8 @@
 #define STATUS_TIMEOUT_MS (10 * 1000)
 #define FAILOVER_TIMEOUT_MS (120 * 1000)
 #define LOG_LEVEL_TIMEOUT_MS (10 * 1000)
+/* A commit in sync mode waits for the standby. */
+#define DB_TIMEOUT_MS (120 * 1000)
 
 struct ctl {
 	bool json;
@@ -52,6 +58,7 @@ struct command {
 static int cmd_status(struct ctl *ctl, int argc, char **argv);
 static int cmd_failover(struct ctl *ctl, int argc, char **argv);
 static int cmd_log_level(struct ctl *ctl, int argc, char **argv);
+static int cmd_db(struct ctl *ctl, int argc, char **argv);
 
 static const struct command commands[] = {
     {"status", cmd_status, "", "show this node, its peer, quorum, VIP, replication and fencing"},
@@ -59,6 +66,10 @@ static const struct command commands[] = {
         "make NODE (default: the standby) active and wait until it is"},
     {"log-level", cmd_log_level, "[LEVEL]",
         "show tandemd's log level, or set it (debug, info, notice, warning, err)"},
+    {"db", cmd_db, "exec SQL [SQL...]",
+        "run SQL on the replicated database as one transaction (on the active)"},
+    {"db", cmd_db, "query SQL", "run one read-only statement on this node's copy"},
+    {"db", cmd_db, "hash", "show the database's content hash and position"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -121,6 +132,28 @@ usage_text(FILE *f)
 static void
 command_usage_text(FILE *f, const struct command *cmd)
 {
+	bool first = true;
+	size_t i;
+
+	/* db has one line per subcommand. */
+	if (strcmp(cmd->name, "db") == 0) {
+		for (i = 0; i < N_COMMANDS; i++) {
+			if (strcmp(commands[i].name, "db") != 0)
+				continue;
+			(void)fprintf(f, "%s tandemctl [--json] db %s\n",
+			    first ? "Usage:" : "      ", commands[i].args);
+			first = false;
+		}
+		(void)fprintf(f, "\n");
+		for (i = 0; i < N_COMMANDS; i++) {
+			if (strcmp(commands[i].name, "db") == 0)
+				(void)fprintf(
+				    f, "  %-18s %s\n", commands[i].args, commands[i].help);
+		}
+		(void)fprintf(
+		    f, "\nValues print tab-separated, NULL as NULL and blobs as x'hex'.\n");
+		return;
+	}
 	(void)fprintf(f, "Usage: tandemctl [--json] %s%s%s\n\n%s\n", cmd->name,
 	    cmd->args[0] != '\0' ? " " : "", cmd->args, cmd->help);
 }
@@ -271,7 +304,8 @@ call(const struct ctl *ctl, json_t *request, int timeout_ms, json_t **ret_reply)
 	len = (size_t)n - sizeof(*rhdr);
 	if (buf[n - 1] == '\0')
 		len--;
-	reply = json_loadb(buf + sizeof(*rhdr), len, 0, &err);
+	/* A text value may hold a NUL (\u0000). */
+	reply = json_loadb(buf + sizeof(*rhdr), len, JSON_ALLOW_NUL, &err);
 	if (!json_is_object(reply) || !json_is_boolean(json_object_get(reply, "ok"))) {
 		ret = fail(ctl, CTL_EXIT_FAILED, "tandemd sent a malformed reply");
 		goto cleanup;
@@ -547,6 +581,261 @@ cmd_log_level(struct ctl *ctl, int argc, char **argv)
 	return CTL_EXIT_OK;
 }
 
+/* db */
+
+/* The first of db's entries in the table (the one help and errors name). */
+static const struct command *
+db_command(void)
+{
+	size_t i;
+
+	for (i = 0; i < N_COMMANDS; i++) {
+		if (strcmp(commands[i].name, "db") == 0)
+			return &commands[i];
+	}
+	abort();
+}
+
+static bool
+is_help(const char *a)
+{
+	return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
+}
+
+/* An argument starting with '-' is an option, unless it holds white space (SQL comment). */
+static bool
+is_option(const char *a)
+{
+	return a[0] == '-' && strpbrk(a, " \t\n") == NULL;
+}
+
+static int
+b64_value(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/*
+ * Prints padded base64 s as x'hex' on f (f NULL: only checks it).
+ * Returns 0, or -EINVAL for bad base64.
+ */
+static int
+print_blob(FILE *f, const char *s, size_t len)
+{
+	unsigned int acc = 0;
+	size_t i, pad = 0;
+	int bits = 0, v;
+
+	if (len % 4 != 0)
+		return -EINVAL;
+	if (len > 0 && s[len - 1] == '=')
+		pad++;
+	if (len > 1 && s[len - 2] == '=')
+		pad++;
+	if (f != NULL)
+		(void)fputs("x'", f);
+	for (i = 0; i < len - pad; i++) {
+		v = b64_value((unsigned char)s[i]);
+		if (v < 0)
+			return -EINVAL;
+		acc = (acc << 6) | (unsigned int)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (f != NULL)
+				(void)fprintf(f, "%02x", (acc >> bits) & 0xffu);
+		}
+	}
+	if (f != NULL)
+		(void)fputc('\'', f);
+	return 0;
+}
+
+/* A real as the shortest text that reads back the same, always with a '.' or an exponent. */
+static void
+print_real(FILE *f, double d)
+{
+	char buf[64];
+
+	(void)snprintf(buf, sizeof(buf), "%.15g", d);
+	if (strtod(buf, NULL) != d)
+		(void)snprintf(buf, sizeof(buf), "%.17g", d);
+	if (strpbrk(buf, ".eEni") == NULL)
+		(void)strcat(buf, ".0");
+	(void)fputs(buf, f);
+}
+
+/* Prints one value of a row (f NULL: only checks it).  Returns 0 or -EINVAL. */
+static int
+print_value(FILE *f, json_t *v)
+{
+	json_t *blob;
+
+	switch (json_typeof(v)) {
+	case JSON_NULL:
+		if (f != NULL)
+			(void)fputs("NULL", f);
+		return 0;
+	case JSON_INTEGER:
+		if (f != NULL)
+			(void)fprintf(f, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return 0;
+	case JSON_REAL:
+		if (f != NULL)
+			print_real(f, json_real_value(v));
+		return 0;
+	case JSON_STRING:
+		if (f != NULL)
+			(void)fwrite(json_string_value(v), 1, json_string_length(v), f);
+		return 0;
+	case JSON_OBJECT:
+		blob = json_object_get(v, "blob");
+		if (!json_is_string(blob))
+			return -EINVAL;
+		return print_blob(f, json_string_value(blob), json_string_length(blob));
+	case JSON_ARRAY:
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return -EINVAL;
+	}
+	return -EINVAL;
+}
+
+/* Prints a db-query reply as text (f NULL: only checks it).  Returns 0 or -EINVAL. */
+static int
+print_rows(FILE *f, json_t *reply)
+{
+	json_t *columns = json_object_get(reply, "columns");
+	json_t *rows = json_object_get(reply, "rows");
+	json_t *row, *v;
+	size_t i, j;
+
+	if (!json_is_array(columns) || !json_is_array(rows))
+		return -EINVAL;
+	json_array_foreach(columns, j, v)
+	{
+		if (!json_is_string(v))
+			return -EINVAL;
+		if (f != NULL)
+			(void)fprintf(f, "%s%s", j > 0 ? "\t" : "", json_string_value(v));
+	}
+	if (f != NULL)
+		(void)fputc('\n', f);
+	json_array_foreach(rows, i, row)
+	{
+		if (!json_is_array(row) || json_array_size(row) != json_array_size(columns))
+			return -EINVAL;
+		json_array_foreach(row, j, v)
+		{
+			if (f != NULL && j > 0)
+				(void)fputc('\t', f);
+			if (print_value(f, v) < 0)
+				return -EINVAL;
+		}
+		if (f != NULL)
+			(void)fputc('\n', f);
+	}
+	return 0;
+}
+
+static const char *
+int_text(json_t *obj, const char *key, char *buf, size_t len)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_integer(v))
+		return "?";
+	(void)snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	return buf;
+}
+
+static int
+cmd_db(struct ctl *ctl, int argc, char **argv)
+{
+	const struct command *cmd = db_command();
+	char a1[32], a2[32], a3[32];
+	json_t *request, *list, *reply = NULL;
+	const char *sub;
+	int i, n_sql, ret;
+
+	if (argc < 2)
+		return usage_error(ctl, cmd, "db needs a subcommand: exec, query or hash");
+	sub = argv[1];
+	if (is_help(sub))
+		return print_help(ctl, cmd);
+	if (strcmp(sub, "exec") != 0 && strcmp(sub, "query") != 0 && strcmp(sub, "hash") != 0)
+		return usage_error(ctl, cmd, "unknown db subcommand '%s'", sub);
+	for (i = 2; i < argc; i++) {
+		if (is_help(argv[i]))
+			return print_help(ctl, cmd);
+		if (is_option(argv[i]))
+			return usage_error(ctl, cmd, "unknown option '%s'", argv[i]);
+		if (argv[i][0] == '\0')
+			return usage_error(ctl, cmd, "the SQL is empty");
+	}
+	n_sql = argc - 2;
+
+	if (strcmp(sub, "hash") == 0) {
+		if (n_sql > 0)
+			return usage_error(ctl, cmd, "unexpected argument '%s'", argv[2]);
+		request = json_pack("{s:s}", "command", "db-hash");
+	} else if (n_sql == 0) {
+		return usage_error(ctl, cmd, "db %s needs SQL", sub);
+	} else if (strcmp(sub, "query") == 0) {
+		if (n_sql > 1)
+			return usage_error(ctl, cmd,
+			    "db query runs one statement; unexpected argument '%s'", argv[3]);
+		request = json_pack("{s:s, s:s}", "command", "db-query", "sql", argv[2]);
+		if (request == NULL)
+			return usage_error(ctl, cmd, "the SQL is not valid UTF-8");
+	} else {
+		request = json_pack("{s:s, s:[]}", "command", "db-exec", "statements");
+		list = json_object_get(request, "statements");
+		for (i = 2; request != NULL && i < argc; i++) {
+			if (json_array_append_new(list, json_pack("{s:s}", "sql", argv[i])) < 0) {
+				json_decref(request);
+				return usage_error(ctl, cmd, "the SQL is not valid UTF-8");
+			}
+		}
+	}
+	if (request == NULL)
+		return fail(ctl, CTL_EXIT_FAILED, "out of memory");
+	ret = call(ctl, request, DB_TIMEOUT_MS, &reply);
+	json_decref(request);
+	if (ret != 0)
+		return ret;
+
+	if (strcmp(sub, "query") == 0 && print_rows(NULL, reply) < 0) {
+		json_decref(reply);
+		return fail(ctl, CTL_EXIT_FAILED, "tandemd sent a malformed reply");
+	}
+	if (ctl->json)
+		print_json(reply);
+	else if (strcmp(sub, "query") == 0)
+		(void)print_rows(stdout, reply);
+	else if (strcmp(sub, "exec") == 0)
+		(void)printf("committed: %s row(s) changed at epoch %s seq %s\n",
+		    int_text(reply, "changes", a1, sizeof(a1)),
+		    int_text(reply, "epoch", a2, sizeof(a2)),
+		    int_text(reply, "seq", a3, sizeof(a3)));
+	else
+		(void)printf("%s at epoch %s seq %s\n", str_or(reply, "hash", "?"),
+		    int_text(reply, "epoch", a2, sizeof(a2)),
+		    int_text(reply, "seq", a3, sizeof(a3)));
+	json_decref(reply);
+	return CTL_EXIT_OK;
+}
+
 /* main */
 
 int
@@ -617,7 +906,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	for (j = 0; j < N_COMMANDS; j++) {
-		if (strcmp(args[0], commands[j].name) == 0)
+		if (cmd == NULL && strcmp(args[0], commands[j].name) == 0)
 			cmd = &commands[j];
 	}
 	if (cmd == NULL) {
