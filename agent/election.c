@@ -162,15 +162,6 @@ election_may_ack_alone(const struct election *e, uint64_t min_epoch, uint64_t mi
 	return false;
 }
 
-/* Is our data at least as new as the position (epoch, seq)? */
-static bool
-data_reaches(const struct election *e, uint64_t epoch, uint64_t seq)
-{
-	if (e->data_epoch != epoch)
-		return e->data_epoch > epoch;
-	return e->seq >= seq;
-}
-
 bool
 election_redundant(const struct election *e)
 {
@@ -340,10 +331,11 @@ reconsider(struct election *e, struct out *o)
 			/*
 			 * A request made before our last change may be one we already
 			 * took.  The frames the active committed before it demoted
-			 * may still be on their way: wait until we have them.
+			 * may still be on their way: wait until we have them.  In sync,
+			 * our history is a prefix of its own, so the seq says it (its
+			 * data epoch may be newer with no frame in it yet).
 			 */
-			if (allowed && peer_saw_us(e) && e->in_sync &&
-			    data_reaches(e, e->peer_msg.data_epoch, e->peer_msg.seq))
+			if (allowed && peer_saw_us(e) && e->in_sync && e->seq >= e->peer_msg.seq)
 				promote(e, o, "handover from peer");
 			return;
 		}

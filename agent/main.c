@@ -14,12 +14,21 @@
  * A hung peer is detected here: both nodes send their state every
  * heartbeat_interval, and a peer that stays silent for heartbeat_timeout
  * while its tandemd is in the group counts as lost.
+ *
+ * Rule 2 (no acknowledged write lost): replicate owns the data; main tells
+ * the election where the data stands (IN_DATA), tells replicate what the
+ * election decided (activate before the VIP is taken, deactivate with
+ * the VIP, whether the peer is the active to follow, and whether the
+ * active may acknowledge writes alone), and waits for the last frames to
+ * reach the standby before a clean exit.
  */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,15 +46,20 @@
 #include "config.h"
 #include "control.h"
 #include "ctl-proto.h"
+#include "dbcmd.h"
 #include "election.h"
 #include "fence/fence.h"
 #include "message.h"
+#include "replicate/replicate.h"
 #include "vip/vip.h"
 
 #define NS_PER_MS 1000000ULL
 #define RECONNECT_MS 1000
 #define SWITCHOVER_TIMEOUT_MS 30000
 #define INPUT_QUEUE_MAX 32
+/* A clean exit waits this long at most for the standby to ack the last frames. */
+#define EXIT_DRAIN_MS 3000
+#define EXIT_POLL_MS 10
 
 struct agent {
 	qb_loop_t *loop;
@@ -55,6 +69,10 @@ struct agent {
 	struct vip *vip;
 	struct fence *fence;
 	struct control *control;
+	struct replicate *repl;
+	/* What replicate was last told: the peer is active; the active may ack alone. */
+	bool repl_peer_active;
+	bool repl_alone;
 
 	/* Inputs fed while actions run wait here. */
 	struct election_input queue[INPUT_QUEUE_MAX];
@@ -67,6 +85,8 @@ struct agent {
 	qb_loop_timer_handle fence_retry_timer;
 	qb_loop_timer_handle reconnect_timer;
 	qb_loop_timer_handle switchover_timer;
+	qb_loop_timer_handle exit_timer;
+	uint64_t exit_deadline;
 
 	/* Heartbeat bookkeeping, in CLOCK_MONOTONIC ms. */
 	uint64_t last_tick;
@@ -348,6 +368,46 @@ static void on_grace(void *data);
 static void on_fence_delay(void *data);
 static void on_fence_retry(void *data);
 
+/* Leaves the group and stops the loop. */
+static void
+exit_now(struct agent *a)
+{
+	if (a->cluster != NULL)
+		(void)cluster_leave(a->cluster);
+	qb_loop_stop(a->loop);
+}
+
+static void
+on_exit_poll(void *data)
+{
+	struct agent *a = data;
+	struct replicate_status st;
+
+	a->exit_timer = 0;
+	replicate_status(a->repl, &st);
+	if ((st.lag == 0 && st.waiting == 0) || st.link != REPLICATE_LINK_STREAMING ||
+	    now_ms() >= a->exit_deadline) {
+		if (st.lag != 0)
+			qb_log(LOG_WARNING,
+			    "leaving with %" PRIu64 " frames the standby has not acknowledged",
+			    st.lag);
+		exit_now(a);
+		return;
+	}
+	timer_start(a, &a->exit_timer, EXIT_POLL_MS, on_exit_poll);
+}
+
+/*
+ * A clean exit after a handover: the standby takes the role only once it
+ * has every frame we committed, so those must leave before we do.
+ */
+static void
+exit_when_drained(struct agent *a)
+{
+	a->exit_deadline = now_ms() + EXIT_DRAIN_MS;
+	on_exit_poll(a);
+}
+
 static void
 execute(struct agent *a, const struct election_action *act)
 {
@@ -362,6 +422,14 @@ execute(struct agent *a, const struct election_action *act)
 			    act->epoch, a->cfg.state_dir, strerror(-rc));
 			exit(1);
 		}
+		/* The data's epoch before the VIP: no write can carry the old one. */
+		rc = replicate_activate(a->repl, act->epoch);
+		if (rc < 0) {
+			qb_log(LOG_CRIT,
+			    "cannot record epoch %" PRIu64 " in the database: %s; exiting",
+			    act->epoch, strerror(-rc));
+			exit(1);
+		}
 		rc = vip_acquire(a->vip);
 		qb_log(LOG_NOTICE, "promoted to active (epoch %" PRIu64 "): %s; VIP %s %s",
 		    act->epoch, act->reason, vip_address(a->vip), rc == 0 ? "added" : "NOT added");
@@ -371,6 +439,7 @@ execute(struct agent *a, const struct election_action *act)
 		a->fence_error[0] = '\0';
 		break;
 	case ACT_DEMOTE:
+		replicate_deactivate(a->repl);
 		rc = vip_release(a->vip);
 		qb_log(LOG_NOTICE, "demoted to standby (epoch %" PRIu64 "): %s; VIP %s removed%s",
 		    act->epoch, act->reason, vip_address(a->vip), rc == 0 ? "" : " (FAILED)");
@@ -422,11 +491,83 @@ execute(struct agent *a, const struct election_action *act)
 		switchover_finish(a, false, act->reason);
 		break;
 	case ACT_EXIT:
-		if (a->cluster != NULL)
-			(void)cluster_leave(a->cluster);
-		qb_loop_stop(a->loop);
+		exit_when_drained(a);
 		break;
 	}
+}
+
+static bool
+peer_is_active(const struct agent *a)
+{
+	return a->el.peer == PEER_MEMBER && a->el.peer_msg_valid &&
+	       a->el.peer_msg.role == ROLE_ACTIVE;
+}
+
+/* Tells replicate what the election now says about the peer. */
+static void
+repl_sync(struct agent *a)
+{
+	struct replicate_status st;
+	bool peer_active = a->el.role == ROLE_STANDBY && peer_is_active(a);
+	bool alone;
+
+	if (a->repl == NULL)
+		return;
+	if (peer_active != a->repl_peer_active) {
+		a->repl_peer_active = peer_active;
+		replicate_peer_active(a->repl, peer_active);
+	}
+	replicate_status(a->repl, &st);
+	alone = election_may_ack_alone(&a->el, st.sync_marker_epoch, st.sync_marker);
+	if (alone != a->repl_alone) {
+		a->repl_alone = alone;
+		qb_log(alone ? LOG_WARNING : LOG_NOTICE, "%s",
+		    alone ? "the standby cannot be promoted now: acknowledging writes alone "
+		            "(redundancy degraded)"
+		          : "acknowledging writes only once the standby has them");
+		replicate_set_alone(a->repl, alone);
+	}
+}
+
+/*
+ * Tells the election where our data stands.  A standby's position moves
+ * with every frame applied; it is announced when no peer is active (then
+ * it decides a cold start or a handover) or with a change of the in-sync
+ * flag; force_position announces it whatever the peer.
+ */
+static void
+repl_data(struct agent *a, bool force_position)
+{
+	struct election_input in = {.type = IN_DATA};
+
+	if (a->repl == NULL || a->el.role == ROLE_ACTIVE)
+		return;
+	in.u.data.in_sync = replicate_in_sync(a->repl);
+	replicate_position(a->repl, &in.u.data.epoch, &in.u.data.seq);
+	/*
+	 * A change of the flag goes with the exact position: the active
+	 * judges by it whether an out-of-sync state is older than the stream
+	 * it runs now (election_may_ack_alone).
+	 */
+	if (!force_position && peer_is_active(a) && in.u.data.in_sync == a->el.in_sync) {
+		in.u.data.epoch = a->el.data_epoch;
+		in.u.data.seq = a->el.seq;
+	}
+	if (in.u.data.in_sync == a->el.in_sync && in.u.data.epoch == a->el.data_epoch &&
+	    in.u.data.seq == a->el.seq)
+		return;
+	agent_feed(a, &in);
+}
+
+static void
+on_repl(struct replicate *r, enum replicate_event event, void *data)
+{
+	struct agent *a = data;
+
+	(void)r;
+	(void)event;
+	repl_data(a, false);
+	repl_sync(a);
 }
 
 /*
@@ -452,6 +593,12 @@ agent_feed(struct agent *a, const struct election_input *in)
 	a->stepping = true;
 	cur = *in;
 	for (;;) {
+		/*
+		 * The active's position moves with every commit; it matters when
+		 * it demotes (the standby waits for it), so it is read afresh.
+		 */
+		if (a->el.role == ROLE_ACTIVE)
+			replicate_position(a->repl, &a->el.data_epoch, &a->el.seq);
 		n = election_step(&a->el, &cur, acts, ELECTION_MAX_ACTIONS);
 		for (i = 0; i < n; i++) {
 			qb_log(LOG_DEBUG, "action %s node %u epoch %" PRIu64,
@@ -465,6 +612,7 @@ agent_feed(struct agent *a, const struct election_input *in)
 	}
 	a->stepping = false;
 	switchover_check(a);
+	repl_sync(a);
 }
 
 /* --- timers ----------------------------------------------------------------- */
@@ -599,6 +747,9 @@ on_message(struct agent *a, const void *buf, size_t len)
 	}
 	a->peer_last_heard = now_ms();
 	a->peer_version = m.version;
+	/* The peer is not (or no longer) active: our exact position may decide. */
+	if (m.state.role != ROLE_ACTIVE)
+		repl_data(a, true);
 	switch (m.type) {
 	case MESSAGE_STATE:
 		in = (struct election_input){.type = IN_PEER_STATE, .u.peer = m.state};
@@ -664,6 +815,73 @@ on_cluster(enum cluster_event event, const struct cluster_info *info, void *data
 	}
 }
 
+/*
+ * Opens the database and the replication stream, once corosync has told
+ * us the cluster's name and the nodes' addresses.  Logs one line and
+ * returns -1 on failure.
+ */
+static int
+repl_start(struct agent *a)
+{
+	const struct cluster_node *self = cluster_self(a->cluster);
+	const struct cluster_node *peer = cluster_peer(a->cluster);
+	char db[4096], err[512];
+	unsigned char bin[sizeof(struct in6_addr)];
+	struct replicate_config rc = {
+	    .db_path = db,
+	    .state_dir = a->cfg.state_dir,
+	    .cluster = cluster_name(a->cluster),
+	    .ca_file = a->cfg.repl_ca,
+	    .cert_file = a->cfg.repl_cert,
+	    .key_file = a->cfg.repl_key,
+	    .listen_addr = a->cfg.repl_listen != NULL ? a->cfg.repl_listen : self->addr,
+	    .port = (uint16_t)a->cfg.repl_port,
+	    .mode = a->cfg.repl_async ? REPLICATE_ASYNC : REPLICATE_SYNC,
+	    .node_id = self->id,
+	    .incarnation = a->el.my_incarnation,
+	    .backlog_bytes = (size_t)a->cfg.repl_backlog_mib << 20,
+	    .timeout_ms = a->cfg.repl_timeout_ms,
+	};
+	int r;
+
+	if (rc.cluster[0] == '\0') {
+		qb_log(LOG_ERR, "corosync has no totem.cluster_name: set it to the cluster name "
+		                "the replication certificates carry (O=)");
+		return -1;
+	}
+	if (inet_pton(AF_INET, rc.listen_addr, bin) != 1 &&
+	    inet_pton(AF_INET6, rc.listen_addr, bin) != 1) {
+		qb_log(LOG_ERR,
+		    "[replication] listen: %s's ring0_addr '%s' is not a numeric address; set "
+		    "listen",
+		    self->name, rc.listen_addr);
+		return -1;
+	}
+	if (inet_pton(AF_INET, peer->addr, bin) != 1 && inet_pton(AF_INET6, peer->addr, bin) != 1) {
+		qb_log(LOG_ERR,
+		    "%s's ring0_addr '%s' in corosync's nodelist is not a numeric address: the "
+		    "replication stream needs one",
+		    peer->name, peer->addr);
+		return -1;
+	}
+	(void)snprintf(db, sizeof(db), "%s/tandem.db", a->cfg.state_dir);
+	a->repl = replicate_new(a->loop, &rc, on_repl, a, err, sizeof(err));
+	if (a->repl == NULL) {
+		qb_log(LOG_ERR, "cannot start replication: %s", err);
+		return -1;
+	}
+	r = replicate_set_peer(a->repl, peer->name, peer->addr);
+	if (r < 0) {
+		qb_log(LOG_ERR, "cannot listen for %s on %s port %u: %s", peer->name,
+		    rc.listen_addr, a->cfg.repl_port, strerror(-r));
+		return -1;
+	}
+	replicate_position(a->repl, &a->el.data_epoch, &a->el.seq);
+	qb_log(LOG_NOTICE, "database %s at epoch %" PRIu64 " seq %" PRIu64 ", %s replication", db,
+	    a->el.data_epoch, a->el.seq, replicate_mode_name(rc.mode));
+	return 0;
+}
+
 static void
 cluster_connect(struct agent *a)
 {
@@ -686,6 +904,11 @@ cluster_connect(struct agent *a)
 		qb_log(LOG_NOTICE, "node %s (id %u, %s), peer %s (id %u), epoch %" PRIu64,
 		    self->name, self->id, primary ? "primary" : "redundant",
 		    cluster_peer(a->cluster)->name, cluster_peer(a->cluster)->id, a->el.epoch);
+		if (repl_start(a) < 0) {
+			/* Without its data the node must not serve: stop before taking any role. */
+			exit_now(a);
+			return;
+		}
 	}
 }
 
@@ -775,6 +998,39 @@ redundancy(const struct agent *a)
 	return "broken";
 }
 
+/* The replication part of status. */
+static json_t *
+repl_json(struct agent *a)
+{
+	struct replicate_status st;
+	json_t *standby = json_null();
+
+	if (a->repl == NULL)
+		return json_pack("{s:s, s:I, s:I, s:I}", "mode", "none", "epoch", (json_int_t)0,
+		    "seq", (json_int_t)0, "lag", (json_int_t)0);
+	replicate_status(a->repl, &st);
+	if (st.active)
+		standby = json_pack("{s:s?, s:s, s:I}", "name", st.peer, "state",
+		    replicate_link_name(st.link), "acked_seq", (json_int_t)st.peer_seq);
+	return json_pack("{s:s, s:I, s:I, s:I, s:b, s:s, s:o, s:b, s:I, s:{s:I, s:I}, s:s?, s:s?}",
+	    "mode", replicate_mode_name(st.mode), "epoch", (json_int_t)st.epoch, "seq",
+	    (json_int_t)st.seq, "lag", (json_int_t)st.lag, "in_sync", st.in_sync, "link",
+	    replicate_link_name(st.link), "standby", standby, "alone", st.alone, "waiting",
+	    (json_int_t)st.waiting, "snapshot", "done", (json_int_t)st.snapshot_done, "total",
+	    (json_int_t)st.snapshot_total, "archive", st.archive, "last_error", st.last_error);
+}
+
+/* A standby that does not yet hold every acknowledged write is syncing. */
+static const char *
+node_state(const struct agent *a)
+{
+	if (a->el.shutting_down)
+		return "stopped";
+	if (a->el.role == ROLE_STANDBY && a->repl != NULL && !replicate_in_sync(a->repl))
+		return "syncing";
+	return election_role_name(a->el.role);
+}
+
 static json_t *
 status_json(struct agent *a)
 {
@@ -795,9 +1051,11 @@ status_json(struct agent *a)
 	if (peer != NULL) {
 		peer_primary = a->cfg.primary != NULL && strcmp(a->cfg.primary, peer->name) == 0;
 		if (a->el.peer == PEER_MEMBER && a->el.peer_msg_valid)
-			peer_state = a->el.peer_msg.leaving
-			                 ? "stopped"
-			                 : election_role_name(a->el.peer_msg.role);
+			peer_state =
+			    a->el.peer_msg.leaving ? "stopped"
+			    : a->el.peer_msg.role == ROLE_STANDBY && !a->el.peer_msg.in_sync
+			        ? "syncing"
+			        : election_role_name(a->el.peer_msg.role);
 		else if (a->el.peer == PEER_MEMBER || a->el.peer == PEER_UNKNOWN)
 			peer_state = "unknown";
 		else
@@ -833,17 +1091,20 @@ status_json(struct agent *a)
 		json_array_append_new(warnings,
 		    json_string("the VIP interface has no carrier: this node cannot serve"));
 
+	if (a->repl_alone)
+		json_array_append_new(warnings,
+		    json_string("writes are acknowledged by this node alone: the standby is "
+		                "fenced, gone or resyncing"));
+
 	root = json_pack("{s:b, s:{s:s?, s:i, s:s, s:s, s:s, s:b, s:I}, s:o, s:b, s:s, "
-	                 "s:{s:s, s:s, s:s?}, s:{s:s, s:I, s:I, s:I}, s:{s:b, s:s?, s:s, s:s?}, "
+	                 "s:{s:s, s:s, s:s?}, s:o, s:{s:b, s:s?, s:s, s:s?}, "
 	                 "s:o}",
 	    "ok", 1, "node", "name", self != NULL ? self->name : NULL, "id", (int)a->el.my_id,
-	    "identity", a->el.my_primary ? "primary" : "redundant", "state",
-	    a->el.shutting_down ? "stopped" : election_role_name(a->el.role), "version",
-	    TANDEM_VERSION, "healthy", a->el.healthy, "epoch", (json_int_t)a->el.epoch, "peers",
-	    peers, "quorate", a->el.quorate, "redundancy", redundancy(a), "vip", "address",
+	    "identity", a->el.my_primary ? "primary" : "redundant", "state", node_state(a),
+	    "version", TANDEM_VERSION, "healthy", a->el.healthy, "epoch", (json_int_t)a->el.epoch,
+	    "peers", peers, "quorate", a->el.quorate, "redundancy", redundancy(a), "vip", "address",
 	    vip_address(a->vip), "interface", a->cfg.vip_interface, "holder", holder, "replication",
-	    "mode", "none", "epoch", (json_int_t)a->el.epoch, "seq", (json_int_t)a->el.seq, "lag",
-	    (json_int_t)0, "fencing", "enabled", a->cfg.fence_agent != NULL, "agent",
+	    repl_json(a), "fencing", "enabled", a->cfg.fence_agent != NULL, "agent",
 	    a->cfg.fence_agent, "state", fence_phase_name(a->el.fence), "last_error",
 	    a->fence_error[0] != '\0' ? a->fence_error : NULL, "warnings", warnings);
 	return root;
@@ -918,6 +1179,136 @@ cmd_log_level(struct agent *a, struct control_request *req, json_t *request)
 	    json_pack("{s:b, s:s}", "ok", 1, "level", config_log_level_name(a->cfg.log_level)));
 }
 
+/* Replies {"ok": false, "error", "exit", "code"} for an error rc of replicate. */
+static void
+db_reply_error(struct control_request *req, int rc, const char *msg)
+{
+	int exit_code = rc == -EROFS ? CTL_EXIT_NOT_ACTIVE : CTL_EXIT_FAILED;
+
+	control_reply(req, json_pack("{s:b, s:s, s:i, s:s}", "ok", 0, "error", msg, "exit",
+	                       exit_code, "code", dbcmd_error_code(rc)));
+}
+
+/* A write on the standby: the reply names the active, for the client to go there. */
+static void
+db_reply_not_active(struct agent *a, struct control_request *req)
+{
+	const char *active = a->el.role == ROLE_STANDBY && peer_is_active(a) ? peer_name(a) : "";
+	char msg[256];
+
+	if (active[0] != '\0')
+		(void)snprintf(msg, sizeof(msg),
+		    "%s is the standby: writes go to the active node, %s", self_name(a), active);
+	else
+		(void)snprintf(msg, sizeof(msg),
+		    "%s is not active and no node is active now: writes wait for an active node",
+		    self_name(a));
+	control_reply(req, json_pack("{s:b, s:s, s:i, s:s, s:s}", "ok", 0, "error", msg, "exit",
+	                       CTL_EXIT_NOT_ACTIVE, "code", "not-active", "active", active));
+}
+
+static void
+on_exec_done(int rc, const struct replicate_result *res, void *data)
+{
+	struct control_request *req = data;
+
+	if (rc < 0) {
+		db_reply_error(
+		    req, rc, res != NULL && res->error != NULL ? res->error : strerror(-rc));
+		return;
+	}
+	control_reply(req, json_pack("{s:b, s:I, s:I, s:I, s:I}", "ok", 1, "changes",
+	                       (json_int_t)res->changes, "last_rowid", (json_int_t)res->last_rowid,
+	                       "epoch", (json_int_t)res->epoch, "seq", (json_int_t)res->seq));
+}
+
+static void
+cmd_db_exec(struct agent *a, struct control_request *req, json_t *request)
+{
+	struct store_stmt *stmts = NULL;
+	size_t n = 0;
+	char err[512];
+	int rc;
+
+	rc = dbcmd_statements(request, &stmts, &n, err, sizeof(err));
+	if (rc < 0) {
+		db_reply_error(req, rc, rc == -ENOMEM ? strerror(ENOMEM) : err);
+		return;
+	}
+	rc = a->repl != NULL && a->el.role == ROLE_ACTIVE
+	         ? replicate_exec(a->repl, stmts, n, on_exec_done, req)
+	         : -EROFS;
+	dbcmd_statements_free(stmts);
+	if (rc == -EROFS)
+		db_reply_not_active(a, req);
+	else if (rc < 0)
+		db_reply_error(req, rc, strerror(-rc));
+}
+
+static void
+cmd_db_query(struct agent *a, struct control_request *req, json_t *request)
+{
+	json_t *sql = json_object_get(request, "sql"), *reply;
+	struct store_value *params = NULL;
+	struct store_rows rows = {0};
+	size_t n = 0;
+	char err[512];
+	int rc;
+
+	if (!json_is_string(sql) || json_string_length(sql) == 0) {
+		db_reply_error(req, -EINVAL, "db-query needs a non-empty string \"sql\"");
+		return;
+	}
+	rc = dbcmd_params(json_object_get(request, "params"), &params, &n, err, sizeof(err));
+	if (rc < 0) {
+		db_reply_error(req, rc, rc == -ENOMEM ? strerror(ENOMEM) : err);
+		return;
+	}
+	if (a->repl == NULL) {
+		dbcmd_params_free(params);
+		control_reply_error(req, CTL_EXIT_FAILED, "the database is not open yet");
+		return;
+	}
+	rc = replicate_query(a->repl, json_string_value(sql), params, n, &rows);
+	dbcmd_params_free(params);
+	if (rc < 0) {
+		db_reply_error(req, rc, replicate_errmsg(a->repl));
+		return;
+	}
+	reply = dbcmd_rows_json(&rows);
+	store_rows_free(&rows);
+	if (reply == NULL) {
+		db_reply_error(req, errno == ENOMEM ? -ENOMEM : -EINVAL,
+		    errno == ERANGE   ? "a float is infinite or NaN, which JSON cannot hold"
+		    : errno == EILSEQ ? "a text is not valid UTF-8; CAST the column to BLOB"
+		                      : strerror(errno));
+		return;
+	}
+	(void)json_object_set_new(reply, "ok", json_true());
+	control_reply(req, reply);
+}
+
+static void
+cmd_db_hash(struct agent *a, struct control_request *req)
+{
+	uint64_t hash, epoch, seq;
+	char hex[17];
+	int rc;
+
+	if (a->repl == NULL) {
+		control_reply_error(req, CTL_EXIT_FAILED, "the database is not open yet");
+		return;
+	}
+	rc = replicate_content_hash(a->repl, &hash, &epoch, &seq);
+	if (rc < 0) {
+		db_reply_error(req, rc, strerror(-rc));
+		return;
+	}
+	(void)snprintf(hex, sizeof(hex), "%016" PRIx64, hash);
+	control_reply(req, json_pack("{s:b, s:s, s:I, s:I}", "ok", 1, "hash", hex, "epoch",
+	                       (json_int_t)epoch, "seq", (json_int_t)seq));
+}
+
 static void
 on_request(struct control_request *req, json_t *request, void *data)
 {
@@ -937,6 +1328,12 @@ on_request(struct control_request *req, json_t *request, void *data)
 		cmd_failover(a, req, request);
 	else if (strcmp(cmd, "log-level") == 0)
 		cmd_log_level(a, req, request);
+	else if (strcmp(cmd, "db-exec") == 0)
+		cmd_db_exec(a, req, request);
+	else if (strcmp(cmd, "db-query") == 0)
+		cmd_db_query(a, req, request);
+	else if (strcmp(cmd, "db-hash") == 0)
+		cmd_db_hash(a, req);
 	else
 		control_reply_error(req, CTL_EXIT_USAGE, "unknown command '%s'", cmd);
 }
@@ -993,6 +1390,17 @@ usage(FILE *f)
 	           "  -V       print the version and exit\n");
 }
 
+/* A TLS file of [replication] must be readable before anything starts. */
+static int
+check_readable(const char *key, const char *path)
+{
+	if (access(path, R_OK) == 0)
+		return 0;
+	qb_log(LOG_ERR, "[replication] %s: cannot read %s: %s (make the files with tandem-certs)",
+	    key, path, strerror(errno));
+	return -1;
+}
+
 /* Sets up everything that can fail before the loop runs; prints one line on failure. */
 static int
 agent_start(struct agent *a)
@@ -1043,6 +1451,11 @@ agent_start(struct agent *a)
 		                    "can make both nodes active");
 	}
 
+	if (check_readable("ca", a->cfg.repl_ca) < 0 ||
+	    check_readable("cert", a->cfg.repl_cert) < 0 ||
+	    check_readable("key", a->cfg.repl_key) < 0)
+		return -1;
+
 	if (mkdir(a->cfg.state_dir, 0700) < 0 && errno != EEXIST) {
 		qb_log(LOG_ERR, "[tandem] state_dir: cannot create %s: %s", a->cfg.state_dir,
 		    strerror(errno));
@@ -1088,6 +1501,7 @@ agent_stop(struct agent *a)
 		switchover_finish(a, false, "tandemd is shutting down");
 	if (a->vip != NULL && vip_acquired(a->vip))
 		(void)vip_release(a->vip);
+	replicate_free(a->repl);
 	cluster_free(a->cluster);
 	control_free(a->control);
 	fence_free(a->fence);

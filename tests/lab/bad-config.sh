@@ -24,6 +24,14 @@ trap bad_cleanup EXIT
 	exit 1
 }
 
+{
+	"$SRC/tools/tandem-certs" ca "$tmp/tls" --cluster bad-config &&
+		"$SRC/tools/tandem-certs" node "$tmp/tls" --ca "$tmp/tls" --name n1
+} >/dev/null || {
+	echo "Bail out! cannot make certificates with tandem-certs"
+	exit 1
+}
+
 good()
 {
 	cat <<-EOF2
@@ -34,6 +42,10 @@ good()
 		interface = eth0
 		[fence]
 		agent = none
+		[replication]
+		ca = $tmp/tls/ca.crt
+		cert = $tmp/tls/n1.crt
+		key = $tmp/tls/n1.key
 	EOF2
 }
 
@@ -85,6 +97,9 @@ fails_start()
 fails_start no-interface "[vip] 192.0.2.50/24 on eth9: no such interface" 's/interface = eth0/interface = eth9/'
 fails_start no-agent "[fence] agent: '/nonexistent/fence_x' not found" 's|agent = none|agent = /nonexistent/fence_x|'
 check "a missing fence agent stops tandemd before its state dir is made" test ! -e "$tmp/state"
+fails_start no-cert "[replication] cert: cannot read /nonexistent/n1.crt: No such file or directory (make the files with tandem-certs)" \
+	's|cert = .*|cert = /nonexistent/n1.crt|'
+check "a missing certificate stops tandemd before its state dir is made" test ! -e "$tmp/state"
 mkdir -p "$tmp/state"
 echo garbage >"$tmp/state/epoch"
 fails_start bad-epoch "epoch: Bad message (fix or remove it)" ''

@@ -1430,6 +1430,21 @@ test_data_handover_waits_for_frames(void **state)
 	assert_int_equal(epoch_of(&p.n[1]), 2);
 }
 
+/* The active's data epoch rose at its promotion with no frame since: the same data. */
+static void
+test_data_handover_epoch_without_frames(void **state)
+{
+	struct pair p;
+
+	(void)state;
+	pair_up(&p);
+	pstep_settle(&p, 1, in_data(0, 0, true));
+	(void)pstep(&p, 0, in_data(1, 0, true));
+	(void)pstep(&p, 0, in_switchover(N2, false));
+	settle(&p);
+	assert_roles(&p, ROLE_STANDBY, ROLE_ACTIVE);
+}
+
 /* Two standbys: the newer data wins over the primary identity. */
 static void
 test_data_newer_data_wins_cold_start(void **state)
@@ -2423,6 +2438,7 @@ main(void)
 	    cmocka_unit_test(test_data_force_promotes_syncing),
 	    cmocka_unit_test(test_data_switchover_to_syncing_refused),
 	    cmocka_unit_test(test_data_handover_waits_for_frames),
+	    cmocka_unit_test(test_data_handover_epoch_without_frames),
 	    cmocka_unit_test(test_data_newer_data_wins_cold_start),
 	    cmocka_unit_test(test_data_ack_alone),
 	    cmocka_unit_test(test_data_announced),
