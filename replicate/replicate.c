@@ -219,6 +219,9 @@ struct replicate {
 	struct req *waiting, **waiting_tail;
 	uint64_t n_waiting;
 	uint64_t last_acked;
+	/* The in-sync marker last sent to a standby (replicate_status.sync_marker). */
+	uint64_t marker_epoch;
+	uint64_t marker_seq;
 	bool commit_job;
 
 	struct work *make, *open;
@@ -1118,6 +1121,8 @@ pump_catchup(struct conn *c)
 		/* Caught up: from now on every frame goes out at commit. */
 		send_ack(c, epoch, seq);
 		c->phase = PHASE_LIVE;
+		r->marker_epoch = epoch;
+		r->marker_seq = seq;
 		notify(r);
 		qb_log(LOG_DEBUG, "replicate: %s is live at %" PRIu64 ":%" PRIu64,
 		    stream_peer(c->s), epoch, seq);
@@ -2137,6 +2142,7 @@ replicate_activate(struct replicate *r, uint64_t epoch)
 	if (r->up != NULL)
 		conn_free(r->up);
 	r->active = true;
+	r->marker_epoch = r->marker_seq = 0;
 	set_in_sync(r, true);
 	qb_log(LOG_DEBUG, "replicate: active at epoch %" PRIu64, epoch);
 	notify(r);
@@ -2311,6 +2317,8 @@ replicate_status(const struct replicate *r, struct replicate_status *ret)
 	ret->in_sync = replicate_in_sync(r);
 	ret->alone = r->alone;
 	ret->waiting = r->n_waiting;
+	ret->sync_marker_epoch = r->marker_epoch;
+	ret->sync_marker = r->marker_seq;
 	if (r->active || r->down != NULL) {
 		uint64_t acked =
 		    r->down != NULL && r->down->hello_rcvd ? r->down->acked_seq : r->last_acked;

@@ -747,6 +747,17 @@ test_catchup(void **state)
 	assert_true(n2.links_seen & (1u << REPLICATE_LINK_CATCHUP));
 	assert_false(n2.links_seen & (1u << REPLICATE_LINK_SNAPSHOT));
 	assert_int_equal(count_rows(&n2, "t"), 30);
+	/* The live stream started at the active's position then: the in-sync marker. */
+	{
+		struct replicate_status st;
+		uint64_t epoch, seq;
+
+		replicate_status(n1.r, &st);
+		replicate_position(n1.r, &epoch, &seq);
+		assert_int_equal(st.sync_marker_epoch, epoch);
+		assert_int_equal(st.sync_marker, seq);
+		assert_true(seq > 20);
+	}
 	replicate_set_alone(n1.r, false);
 	insert_rows(&n1, 31, 1);
 	assert_int_equal(count_rows(&n2, "t"), 31);
