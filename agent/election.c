@@ -408,7 +408,20 @@ on_membership(struct election *e, const struct election_input *in, struct out *o
 static void
 on_peer_state(struct election *e, const struct election_state_msg *m, struct out *o)
 {
-	if (e->peer != PEER_MEMBER || m->nodeid == e->my_id)
+	if (m->nodeid == e->my_id)
+		return;
+	/*
+	 * Without fencing, nothing stopped a peer we took for hung: it was
+	 * slow, or cut off for less than corosync's token timeout, and its
+	 * group membership never changed.  Heard again, it counts again, so
+	 * that two actives meet and one steps down.
+	 */
+	if (e->peer == PEER_FENCED && e->peer_loss == LOSS_HUNG && !e->fencing &&
+	    m->nodeid == e->peer_id) {
+		e->peer = PEER_MEMBER;
+		e->peer_loss = LOSS_NONE;
+	}
+	if (e->peer != PEER_MEMBER)
 		return;
 	if (m->incarnation != 0 && m->incarnation != e->peer_incarnation) {
 		/*

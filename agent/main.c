@@ -745,6 +745,9 @@ on_message(struct agent *a, const void *buf, size_t len)
 		    len, strerror(-rc));
 		return;
 	}
+	if (a->el.peer == PEER_FENCED && a->el.peer_loss == LOSS_HUNG && !a->el.fencing)
+		qb_log(LOG_NOTICE, "%s's tandemd, taken for hung, is heard again: a member again",
+		    peer_name(a));
 	a->peer_last_heard = now_ms();
 	a->peer_version = m.version;
 	/* The peer is not (or no longer) active: our exact position may decide. */

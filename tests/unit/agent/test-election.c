@@ -1325,6 +1325,46 @@ test_two_actives_newer_epoch_stays(void **state)
 	check_step(&p.n[0], in_gone(N2, LOSS_LEAVE), "promote:1:3 broadcast:0:3");
 }
 
+/*
+ * fence = none, a glitch shorter than corosync's token timeout: each
+ * takes the other for hung, n2 promotes, and the group membership never
+ * changes.  Their states arriving again must count, or the two actives
+ * never meet.
+ */
+static void
+test_two_actives_after_hang_meet_again(void **state)
+{
+	struct pair p;
+
+	(void)state;
+	pair_init_as(&p, 0, false, 0, 0);
+	pair_form(&p, ROLE_ACTIVE, ROLE_STANDBY);
+	p.connected = false;
+	p.allow_two_actives = true;
+	check_step(&p.n[0], in_plain(IN_PEER_HUNG), "");
+	check_step(&p.n[1], in_plain(IN_PEER_HUNG), "promote:2:2 broadcast:0:2");
+	assert_roles(&p, ROLE_ACTIVE, ROLE_ACTIVE);
+	/* The glitch is over: no join, only their states again. */
+	p.connected = true;
+	(void)pstep(&p, 1, in_peer(&p.n[0]));
+	(void)pstep(&p, 0, in_peer(&p.n[1]));
+	settle(&p);
+	assert_roles(&p, ROLE_STANDBY, ROLE_ACTIVE);
+	assert_int_equal(epoch_of(&p.n[0]), 2);
+}
+
+/* With fencing, a peer taken for hung stays lost until it rejoins. */
+static void
+test_hung_peer_heard_again_stays_lost_with_fencing(void **state)
+{
+	struct pair *p = *state;
+
+	check_step(&p->n[0], in_plain(IN_PEER_HUNG), "fence:2:1");
+	check_step(&p->n[0], in_fence(true), "");
+	check_step(&p->n[0], in_peer(&p->n[1]), "");
+	assert_false(p->n[0].peer == PEER_MEMBER);
+}
+
 static void
 test_two_actives_same_epoch_primary_stays(void **state)
 {
@@ -2410,6 +2450,8 @@ main(void)
 	    cmocka_unit_test(test_split_between_standbys_identity_decides),
 	    cmocka_unit_test_setup(test_hung_active_fenced_after_delay, setup_pair_up),
 	    cmocka_unit_test_setup(test_hung_standby_fenced_by_active, setup_pair_up),
+	    cmocka_unit_test_setup(
+	        test_hung_peer_heard_again_stays_lost_with_fencing, setup_pair_up),
 	    cmocka_unit_test_setup(test_failed_fence_retries, setup_pair_up),
 	    cmocka_unit_test_setup(test_failed_fence_peer_returns, setup_pair_up),
 	    cmocka_unit_test(test_fence_none_promotes_at_once),
@@ -2433,6 +2475,7 @@ main(void)
 	    cmocka_unit_test_setup(test_carrier_loss_without_ready_peer_stays, setup_pair_up),
 	    cmocka_unit_test_setup(test_corosync_lost_active_demotes, setup_pair_up),
 	    cmocka_unit_test(test_two_actives_newer_epoch_stays),
+	    cmocka_unit_test(test_two_actives_after_hang_meet_again),
 	    cmocka_unit_test(test_two_actives_same_epoch_primary_stays),
 	    cmocka_unit_test(test_data_syncing_standby_never_promotes),
 	    cmocka_unit_test(test_data_force_promotes_syncing),
