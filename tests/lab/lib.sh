@@ -200,8 +200,8 @@ lab_cleanup()
 		echo "# lab state at failure:" >&2
 		"$LABCTL" status >&2 || true
 		for f in "$TANDEM_LAB_DIR"/n*/tandemd.log; do
-			echo "# --- $f" >&2
-			tail -n 25 "$f" >&2 || true
+			echo "# --- $f (without debug lines)" >&2
+			grep -v ' debug ' "$f" | tail -n 40 >&2 || true
 		done
 	fi
 	"$LABCTL" down >/dev/null 2>&1 || true
