@@ -647,14 +647,14 @@ rx_abort(struct replicate *r, struct rx *rx)
 	EVP_MD_CTX_free(rx->md);
 	rx->md = NULL;
 	rx->on = false;
-	(void)unlink(r->in_path);
+	store_remove_later(r->in_path);
 }
 
 static void
 snap_send_end(struct conn *c)
 {
-	if (c->snap_fd >= 0)
-		(void)close(c->snap_fd);
+	/* The snapshot file is deleted: its last close frees a GiB maybe. */
+	store_close_later(c->snap_fd);
 	c->snap_fd = -1;
 	EVP_MD_CTX_free(c->snap_md);
 	c->snap_md = NULL;
@@ -1007,17 +1007,17 @@ make_done(struct work *w)
 	struct wire_buf wb = {0};
 
 	if (c == NULL || c->closing || c->phase != PHASE_SNAP_MAKE) {
-		(void)unlink(w->file);
+		store_remove_later(w->file);
 		return;
 	}
 	if (w->rc != 0) {
-		(void)unlink(w->file);
+		store_remove_later(w->file);
 		conn_close(c, WIRE_ERR_PROTOCOL, "snapshot failed: %s", w->err);
 		return;
 	}
 	if (!backlog_covers(r, w->seq)) {
 		/* The backlog overflowed meanwhile (or it was made for an older link): again. */
-		(void)unlink(w->file);
+		store_remove_later(w->file);
 		snapshot_start(c);
 		return;
 	}
@@ -1351,11 +1351,11 @@ open_done(struct work *w)
 	int rc;
 
 	if (c == NULL || c->id != w->conn_id || c->closing || !c->paused) {
-		(void)unlink(w->file);
+		store_remove_later(w->file);
 		return;
 	}
 	if (w->rc != 0) {
-		(void)unlink(w->file);
+		store_remove_later(w->file);
 		c->paused = false;
 		conn_close(c, WIRE_ERR_APPLY, "snapshot: %s", w->err);
 		return;
@@ -1363,7 +1363,7 @@ open_done(struct work *w)
 	rc = store_replace(r->store, w->file,
 	    w->has_pos == 0 && w->old_seq > 0 ? r->cfg.state_dir : NULL, &archive);
 	if (rc != 0) {
-		(void)unlink(w->file);
+		store_remove_later(w->file);
 		c->paused = false;
 		conn_close(
 		    c, WIRE_ERR_APPLY, "cannot install the snapshot: %s", store_errmsg(r->store));

@@ -62,6 +62,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -2175,11 +2176,47 @@ unlink_suffix(struct store *s, const char *path, const char *suffix)
 	return err;
 }
 
+static void *
+closer_main(void *arg)
+{
+	(void)close((int)(intptr_t)arg);
+	return NULL;
+}
+
+void
+store_close_later(int fd)
+{
+	pthread_attr_t attr;
+	pthread_t th;
+	int rc;
+
+	if (fd < 0)
+		return;
+	if (pthread_attr_init(&attr) != 0) {
+		(void)close(fd);
+		return;
+	}
+	(void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&th, &attr, closer_main, (void *)(intptr_t)fd);
+	(void)pthread_attr_destroy(&attr);
+	if (rc != 0)
+		(void)close(fd);
+}
+
+void
+store_remove_later(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	(void)unlink(path);
+	store_close_later(fd);
+}
+
 int
 store_replace(struct store *s, const char *new_path, const char *archive_dir, char **ret_archive)
 {
 	char *archive = NULL, keep[sizeof(s->errmsg)];
-	int err, rc;
+	int err, rc, old_fd;
 
 	s->errmsg[0] = '\0';
 	if ((err = check_store_file(s, new_path)))
@@ -2192,6 +2229,8 @@ store_replace(struct store *s, const char *new_path, const char *archive_dir, ch
 	/* Fold the -wal into the file, so the file alone is all we had. */
 	if (s->w.db)
 		(void)exec_internal(s, s->w.db, "PRAGMA wal_checkpoint(TRUNCATE)");
+	/* Keeps the old file's blocks until store_close_later frees them. */
+	old_fd = open(s->path, O_RDONLY | O_CLOEXEC);
 	cache_clear(s);
 	conn_close(&s->a);
 	conn_close(&s->w);
@@ -2223,6 +2262,7 @@ store_replace(struct store *s, const char *new_path, const char *archive_dir, ch
 	}
 
 reopen:
+	store_close_later(old_fd);
 	memcpy(keep, s->errmsg, sizeof(keep));
 	rc = store_init(s, s->path);
 	if (rc) {
