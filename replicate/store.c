@@ -114,8 +114,28 @@ struct cached_stmt {
 	sqlite3_stmt *st;
 };
 
+/*
+ * The checkpointer: a thread of its own, with a connection of its own,
+ * copies the WAL into the database file once it holds CKPT_PAGES pages.
+ * SQLite's automatic checkpoint would do it inside a commit on the event
+ * loop, fsyncs included (tens of ms on a busy disk).  Started at the
+ * first full WAL; stopped (joined) before the file is replaced or closed.
+ */
+#define CKPT_PAGES 1000
+
+struct checkpointer {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t th;
+	bool running; /* th exists */
+	bool pending; /* a checkpoint is wanted */
+	bool stop;
+	char *path;
+};
+
 struct store {
 	char *path;
+	struct checkpointer ckpt;
 	struct conn w; /* writer: store_exec, store_query, hashes, archive */
 	struct cached_stmt cache[STMT_CACHE];
 	struct conn a; /* apply: store_apply only */
@@ -571,6 +591,86 @@ conn_prepare(struct store *s, struct conn *c, bool writer)
 }
 
 /* ------------------------------------------------------------------ */
+/* Checkpoints                                                          */
+
+static void *
+ckpt_main(void *arg)
+{
+	struct checkpointer *k = arg;
+	sqlite3 *db = NULL;
+
+	if (sqlite3_open_v2(k->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) ==
+	    SQLITE_OK)
+		(void)sqlite3_exec(db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+	(void)pthread_mutex_lock(&k->mu);
+	for (;;) {
+		while (!k->pending && !k->stop)
+			(void)pthread_cond_wait(&k->cv, &k->mu);
+		if (k->stop)
+			break;
+		k->pending = false;
+		(void)pthread_mutex_unlock(&k->mu);
+		/* PASSIVE: never waits for, nor blocks, a writer or a reader. */
+		(void)sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		(void)pthread_mutex_lock(&k->mu);
+	}
+	(void)pthread_mutex_unlock(&k->mu);
+	(void)sqlite3_close_v2(db);
+	return NULL;
+}
+
+/* Wakes the checkpointer, starting it first; false if it cannot start. */
+static bool
+ckpt_kick(struct store *s)
+{
+	struct checkpointer *k = &s->ckpt;
+
+	if (!k->running) {
+		free(k->path);
+		k->path = strdup(s->path);
+		k->pending = k->stop = false;
+		if (k->path == NULL || pthread_create(&k->th, NULL, ckpt_main, k) != 0)
+			return false;
+		k->running = true;
+	}
+	(void)pthread_mutex_lock(&k->mu);
+	k->pending = true;
+	(void)pthread_cond_signal(&k->cv);
+	(void)pthread_mutex_unlock(&k->mu);
+	return true;
+}
+
+/* Stops the checkpointer and waits for it (and its connection) to end. */
+static void
+ckpt_stop(struct store *s)
+{
+	struct checkpointer *k = &s->ckpt;
+
+	if (!k->running)
+		return;
+	(void)pthread_mutex_lock(&k->mu);
+	k->stop = true;
+	(void)pthread_cond_signal(&k->cv);
+	(void)pthread_mutex_unlock(&k->mu);
+	(void)pthread_join(k->th, NULL);
+	k->running = false;
+}
+
+/* After each commit on our connections: a full WAL goes to the checkpointer. */
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct store *s = arg;
+
+	(void)name;
+	if (pages >= CKPT_PAGES && !ckpt_kick(s)) {
+		/* No thread: checkpoint here, as SQLite would have. */
+		(void)sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	}
+	return SQLITE_OK;
+}
+
+/* ------------------------------------------------------------------ */
 /* Open / close                                                         */
 
 static int
@@ -632,6 +732,9 @@ store_init(struct store *s, const char *path)
 		return err;
 	if ((err = conn_prepare(s, &s->a, false)))
 		return err;
+	/* Replaces the automatic checkpoint (sqlite3_wal_hook docs). */
+	(void)sqlite3_wal_hook(s->w.db, wal_hook, s);
+	(void)sqlite3_wal_hook(s->a.db, wal_hook, s);
 
 	if ((err = read_position(s, &s->w, &e, &q)))
 		return err;
@@ -655,6 +758,8 @@ store_open(const char *path, char **ret_err)
 	if (!s)
 		return NULL;
 	s->mode = AUTH_INTERNAL;
+	(void)pthread_mutex_init(&s->ckpt.mu, NULL);
+	(void)pthread_cond_init(&s->ckpt.cv, NULL);
 	s->path = strdup(path);
 	err = s->path ? store_init(s, path) : fail(s, -ENOMEM, "out of memory");
 	if (err) {
@@ -673,9 +778,13 @@ store_close(struct store *s)
 {
 	if (!s)
 		return;
+	ckpt_stop(s);
 	cache_clear(s);
 	conn_close(&s->a);
 	conn_close(&s->w);
+	(void)pthread_mutex_destroy(&s->ckpt.mu);
+	(void)pthread_cond_destroy(&s->ckpt.cv);
+	free(s->ckpt.path);
 	free(s->path);
 	free(s);
 }
@@ -2227,6 +2336,7 @@ store_replace(struct store *s, const char *new_path, const char *archive_dir, ch
 		return err;
 
 	/* Fold the -wal into the file, so the file alone is all we had. */
+	ckpt_stop(s);
 	if (s->w.db)
 		(void)exec_internal(s, s->w.db, "PRAGMA wal_checkpoint(TRUNCATE)");
 	/* Keeps the old file's blocks until store_close_later frees them. */

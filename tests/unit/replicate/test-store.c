@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1042,6 +1043,54 @@ check_history(struct store *s)
 	}
 }
 
+static off_t
+file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* The database file itself reaches min bytes within 10 s. */
+static bool
+file_grows_to(const char *path, off_t min)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (file_size(path) >= min)
+			return true;
+		(void)usleep(10000);
+	}
+	fprintf(stderr, "%s: %lld bytes, want %lld\n", path, (long long)file_size(path),
+	    (long long)min);
+	return false;
+}
+
+/*
+ * The WAL is copied into the database file by the checkpointer thread,
+ * not left to grow (automatic checkpoints are off: they would run in a
+ * commit, on the event loop), on the writing side as on the applying one.
+ */
+static void
+test_checkpoints(void **state)
+{
+	struct pair *p = *state;
+	struct store_frame f;
+	off_t before_a = file_size(p->pa), before_b = file_size(p->pb);
+
+	exec_ok(p->a, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)", &f);
+	assert_int_equal(store_apply(p->b, &f), 0);
+	store_frame_clear(&f);
+	/* 300 transactions of 4 pages and more: 1 200 pages, past CKPT_PAGES. */
+	for (int i = 0; i < 300; i++) {
+		exec_ok(p->a, "INSERT INTO t(v) VALUES (randomblob(16000))", &f);
+		assert_int_equal(store_apply(p->b, &f), 0);
+		store_frame_clear(&f);
+	}
+	assert_true(file_grows_to(p->pa, before_a + 2 * 1024 * 1024));
+	assert_true(file_grows_to(p->pb, before_b + 2 * 1024 * 1024));
+	assert_true(hash_of(p->a) == hash_of(p->b));
+}
+
 static void
 test_epoch_history(void **state)
 {
@@ -1424,6 +1473,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_dml, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_multi_statement, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_empty_transaction, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ddl_in_order, setup, teardown),
