@@ -154,7 +154,7 @@ struct req {
 };
 
 enum work_kind {
-	WORK_MAKE, /* active: store_backup_file into snapshot-out.tmp */
+	WORK_MAKE, /* active: store_snapshot_file into snapshot-out.tmp */
 	WORK_OPEN, /* standby: fsync snapshot-in.tmp, check our position in it */
 };
 
@@ -833,7 +833,7 @@ work_main(void *arg)
 
 	if (w->kind == WORK_MAKE) {
 		(void)unlink(w->file);
-		w->rc = store_backup_file(
+		w->rc = store_snapshot_file(
 		    w->db_path, w->file, &w->epoch, &w->seq, w->err, sizeof(w->err));
 		if (w->rc == 0) {
 			char *e = NULL;

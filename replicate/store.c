@@ -2135,8 +2135,13 @@ backup_fail(char *buf, size_t len, int err, const char *fmt, ...)
 	return err;
 }
 
-int
-store_backup_file(const char *db_path, const char *dest_path, uint64_t *ret_epoch,
+/*
+ * store_backup_file, and store_snapshot_file when !durable: the copy is
+ * written without a journal and without fsyncs (it is sent and deleted;
+ * a crash leaves nothing to trust in it anyway).
+ */
+static int
+backup_to(const char *db_path, const char *dest_path, bool durable, uint64_t *ret_epoch,
     uint64_t *ret_seq, char *errbuf, size_t errlen)
 {
 	sqlite3 *src = NULL, *dst = NULL;
@@ -2195,6 +2200,13 @@ store_backup_file(const char *db_path, const char *dest_path, uint64_t *ret_epoc
 		    errbuf, errlen, errno_of(rc), "%s: %s", dest_path, sqlite3_errstr(rc));
 		goto out;
 	}
+	if (!durable &&
+	    (rc = sqlite3_exec(dst, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF", NULL,
+	         NULL, NULL)) != SQLITE_OK) {
+		err = backup_fail(
+		    errbuf, errlen, errno_of(rc), "%s: %s", dest_path, sqlite3_errmsg(dst));
+		goto out;
+	}
 	b = sqlite3_backup_init(dst, "main", src, "main");
 	if (!b) {
 		err = backup_fail(errbuf, errlen, errno_of(sqlite3_errcode(dst)), "%s: %s",
@@ -2216,7 +2228,7 @@ store_backup_file(const char *db_path, const char *dest_path, uint64_t *ret_epoc
 		    errbuf, errlen, errno_of(rc), "%s: %s", dest_path, sqlite3_errstr(rc));
 		goto out;
 	}
-	if ((err = fsync_path(dest_path, false)) || (err = fsync_dir_of(dest_path))) {
+	if (durable && ((err = fsync_path(dest_path, false)) || (err = fsync_dir_of(dest_path)))) {
 		err = backup_fail(errbuf, errlen, err, "%s: fsync: %s", dest_path, strerror(-err));
 		goto out;
 	}
@@ -2283,6 +2295,20 @@ unlink_suffix(struct store *s, const char *path, const char *suffix)
 		err = fail(s, -errno, "%s: %s", name, strerror(errno));
 	free(name);
 	return err;
+}
+
+int
+store_backup_file(const char *db_path, const char *dest_path, uint64_t *ret_epoch,
+    uint64_t *ret_seq, char *errbuf, size_t errlen)
+{
+	return backup_to(db_path, dest_path, true, ret_epoch, ret_seq, errbuf, errlen);
+}
+
+int
+store_snapshot_file(const char *db_path, const char *dest_path, uint64_t *ret_epoch,
+    uint64_t *ret_seq, char *errbuf, size_t errlen)
+{
+	return backup_to(db_path, dest_path, false, ret_epoch, ret_seq, errbuf, errlen);
 }
 
 static void *

@@ -1238,6 +1238,27 @@ test_backup_file(void **state)
 	assert_int_equal(store_has_position(c, 2, 2), 1);
 	store_close(c);
 
+	/* A snapshot to send: the same content and position, no journal left. */
+	{
+		char snap[256], journal[272];
+
+		(void)snprintf(snap, sizeof(snap), "%s/snap%d.db", tmpdir, counter);
+		(void)snprintf(journal, sizeof(journal), "%s-journal", snap);
+		epoch = seq = 0;
+		assert_int_equal(
+		    store_snapshot_file(p->pa, snap, &epoch, &seq, err, sizeof(err)), 0);
+		assert_true(epoch == 2 && seq == 2);
+		assert_int_not_equal(access(journal, F_OK), 0);
+		copy_state(snap, &e, &q, &rows);
+		assert_true(e == 2 && q == 2 && rows == 1);
+		c = store_open(snap, NULL);
+		assert_non_null(c);
+		assert_true(hash_of(c) == hash_of(p->a));
+		store_close(c);
+		assert_int_equal(
+		    store_snapshot_file(p->pa, snap, NULL, NULL, err, sizeof(err)), -EEXIST);
+	}
+
 	/* The destination exists: refused, and left as it was. */
 	assert_int_equal(store_backup_file(p->pa, dest, &epoch, &seq, err, sizeof(err)), -EEXIST);
 	assert_non_null(strstr(err, "copy"));
