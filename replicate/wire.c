@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,7 +58,7 @@ crc_init(void)
 }
 
 uint32_t
-wire_crc32c(uint32_t crc, const void *data, size_t len)
+wire_crc32c_soft(uint32_t crc, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 
@@ -77,6 +78,49 @@ wire_crc32c(uint32_t crc, const void *data, size_t len)
 	while (len--)
 		crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xff];
 	return ~crc;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The SSE4.2 crc32 instruction computes CRC-32C: about ten times the table's speed. */
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_sse42(uint32_t crc, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint64_t c = ~crc;
+
+	while (len >= 8) {
+		uint64_t v;
+
+		memcpy(&v, p, sizeof(v));
+		c = __builtin_ia32_crc32di(c, v);
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+	return ~(uint32_t)c;
+}
+
+static bool crc_hw;
+static pthread_once_t hw_once = PTHREAD_ONCE_INIT;
+
+static void
+hw_init(void)
+{
+	__builtin_cpu_init();
+	crc_hw = __builtin_cpu_supports("sse4.2");
+}
+#endif
+
+uint32_t
+wire_crc32c(uint32_t crc, const void *data, size_t len)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	(void)pthread_once(&hw_once, hw_init);
+	if (crc_hw)
+		return crc32c_sse42(crc, data, len);
+#endif
+	return wire_crc32c_soft(crc, data, len);
 }
 
 static void

@@ -238,5 +238,7 @@ int wire_check_next(uint64_t prev_epoch, uint64_t prev_seq, uint64_t epoch, uint
 
 /* CRC-32C (Castagnoli) of len bytes, continuing from crc (0 to start). */
 uint32_t wire_crc32c(uint32_t crc, const void *data, size_t len);
+/* The same by table, on any CPU (wire_crc32c uses the CPU's instruction if it has one). */
+uint32_t wire_crc32c_soft(uint32_t crc, const void *data, size_t len);
 
 #endif
