@@ -2140,6 +2140,8 @@ backup_fail(char *buf, size_t len, int err, const char *fmt, ...)
  * written without a journal and without fsyncs (it is sent and deleted;
  * a crash leaves nothing to trust in it anyway).
  */
+#define SNAPSHOT_MMAP "2147418112" /* SQLite's largest */
+
 static int
 backup_to(const char *db_path, const char *dest_path, bool durable, uint64_t *ret_epoch,
     uint64_t *ret_seq, char *errbuf, size_t errlen)
@@ -2160,6 +2162,8 @@ backup_to(const char *db_path, const char *dest_path, bool durable, uint64_t *re
 		goto out;
 	}
 	(void)sqlite3_busy_timeout(src, BUSY_TIMEOUT_MS);
+	/* Pages read from a mapping, not by a read() each. */
+	(void)sqlite3_exec(src, "PRAGMA mmap_size = " SNAPSHOT_MMAP, NULL, NULL, NULL);
 
 	/* One read transaction: the position read is the one of the pages copied. */
 	rc = sqlite3_exec(src, "BEGIN", NULL, NULL, NULL);
