@@ -610,6 +610,8 @@ req_answer(struct req *q, int rc, const char *error)
 	req_free(q);
 }
 
+static void commit_job(void *data);
+
 /* Answers waiting commits up to seq (all of them for UINT64_MAX) with rc. */
 static void
 waiting_answer(struct replicate *r, uint64_t seq, int rc)
@@ -625,6 +627,9 @@ waiting_answer(struct replicate *r, uint64_t seq, int rc)
 		    rc == -ECONNABORTED ? "committed, but the standby did not acknowledge it"
 		                        : NULL);
 	}
+	/* Requests held back while a frame was in flight (commit_job). */
+	if (r->waiting == NULL && r->queue != NULL)
+		defer(r, &r->commit_job, &r->commit_timer, QB_LOOP_HIGH, commit_job);
 }
 
 static void
@@ -1802,6 +1807,14 @@ commit_job(void *data)
 
 	r->commit_job = false;
 	if (r->queue == NULL)
+		return;
+	/*
+	 * Sync: while a frame waits for the standby's ack, requests gather for
+	 * the next one, so a frame carries more of them the busier the
+	 * writers are.  A lone writer never waits here (its own commit is the
+	 * one in flight); waiting_answer starts the job again.
+	 */
+	if (r->active && r->waiting != NULL)
 		return;
 	/* Take up to COMMIT_MAX requests. */
 	batch = r->queue;
