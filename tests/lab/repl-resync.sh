@@ -177,6 +177,8 @@ check "shape the replication stream to n2" slow_link on
 check "n2's tandemd starts again" "$LABCTL" start-daemon n2
 check "n2 receives a snapshot" eventually 20 field_is n2 .replication.link snapshot
 check "n2 is syncing meanwhile" field_is n2 .node.state syncing
+check "n2 shows the snapshot's progress" eventually 5 field_is n2 \
+	'.replication.snapshot | .total > 0 and .done > 0 and .done <= .total' true
 check "n1 sees n2 syncing" eventually 5 field_is n1 '.peers[0].state' syncing
 fo_err=$(tctl n1 failover --to n2 2>&1 >/dev/null)
 fo_rc=$?
