@@ -15,9 +15,11 @@
  * Active, on the standby's HELLO at (e, s): equal to our position, or a
  * position of our history that the backlog reaches back to, means the
  * frames after s are sent from the backlog (catch-up); anything else
- * means a snapshot: a worker thread copies the database to a file, which
- * is sent in chunks while the socket drains, then the backlog frames
- * after the snapshot's position.  The backlog keeps every frame after
+ * means a snapshot: commits wait a moment while a worker thread folds
+ * the WAL into the database file (store_checkpoint_full); with
+ * checkpoints paused the file then stays the database at that position,
+ * and it is sent in chunks while the socket drains (new commits go to the
+ * WAL meanwhile), then the backlog frames after the snapshot's position.  The backlog keeps every frame after
  * that position while the snapshot is under way (up to BACKLOG_HARD_CAP;
  * past it the snapshot starts over).  When the standby is switched to the
  * live stream, an ACK carrying our position tells it "you are in sync
@@ -33,7 +35,8 @@
  *
  * Group commit: replicate_exec queues a copy of the transaction; one loop
  * step commits everything queued with one store_exec_batch, so one frame
- * and one seq serve every transaction of that loop turn.
+ * and one seq serve every transaction of that loop turn.  In sync mode a
+ * new frame waits while one waits for its ack, so frames grow with load.
  *
  * No loop step runs long: snapshot chunks, catch-up frames and apply
  * batches are bounded per step, and continued from DRAINED or a job.
@@ -154,7 +157,7 @@ struct req {
 };
 
 enum work_kind {
-	WORK_MAKE, /* active: store_snapshot_file into snapshot-out.tmp */
+	WORK_MAKE, /* active: fold the WAL into the database file, open the file */
 	WORK_OPEN, /* standby: fsync snapshot-in.tmp, check our position in it */
 };
 
@@ -167,6 +170,7 @@ struct work {
 	uint64_t conn_id;
 	/* In. */
 	char *db_path, *file;
+	struct store *store; /* WORK_MAKE: store_checkpoint_full only */
 	int fd;
 	uint64_t old_epoch, old_seq;
 	/* Out. */
@@ -223,6 +227,11 @@ struct replicate {
 	uint64_t marker_epoch;
 	uint64_t marker_seq;
 	bool commit_job;
+	/*
+	 * A snapshot is being made: commits wait (a moment: the WAL is folded
+	 * into the file), and checkpoints wait until the file is sent.
+	 */
+	bool snap_hold, ckpt_paused;
 
 	struct work *make, *open;
 	char *out_path, *in_path;
@@ -658,11 +667,18 @@ rx_abort(struct replicate *r, struct rx *rx)
 static void
 snap_send_end(struct conn *c)
 {
-	/* The snapshot file is deleted: its last close frees a GiB maybe. */
-	store_close_later(c->snap_fd);
+	struct replicate *r = c->r;
+
+	if (c->snap_fd >= 0)
+		(void)close(c->snap_fd);
 	c->snap_fd = -1;
 	EVP_MD_CTX_free(c->snap_md);
 	c->snap_md = NULL;
+	/* The database file is no longer read: checkpoints may write it again. */
+	if (r->ckpt_paused && r->make == NULL) {
+		r->ckpt_paused = false;
+		store_checkpoints_pause(r->store, false);
+	}
 }
 
 static void
@@ -837,30 +853,23 @@ work_main(void *arg)
 	char one = 1;
 
 	if (w->kind == WORK_MAKE) {
-		(void)unlink(w->file);
-		w->rc = store_snapshot_file(
-		    w->db_path, w->file, &w->epoch, &w->seq, w->err, sizeof(w->err));
-		if (w->rc == 0) {
-			char *e = NULL;
-			struct store *s = store_open(w->file, &e);
-			struct stat st;
+		/*
+		 * Commits wait and checkpoints are paused: once the WAL is in
+		 * the file, the file is the database at the position taken when
+		 * this started, and it stays so until the checkpoints resume.
+		 */
+		struct stat st;
 
-			if (s == NULL) {
-				w->rc = errno ? -errno : -EIO;
-				(void)snprintf(w->err, sizeof(w->err), "snapshot %s: %s", w->file,
-				    e ? e : "cannot open");
+		w->rc = store_checkpoint_full(w->store, w->err, sizeof(w->err));
+		if (w->rc == 0) {
+			w->fd = open(w->db_path, O_RDONLY | O_CLOEXEC);
+			if (w->fd < 0 || fstat(w->fd, &st) < 0) {
+				w->rc = -errno;
+				(void)snprintf(
+				    w->err, sizeof(w->err), "%s: %s", w->db_path, strerror(errno));
 			} else {
-				w->schema = store_schema_hash(s);
-				store_close(s);
-				if (stat(w->file, &st) < 0) {
-					w->rc = -errno;
-					(void)snprintf(w->err, sizeof(w->err), "%s: %s", w->file,
-					    strerror(errno));
-				} else {
-					w->size = (uint64_t)st.st_size;
-				}
+				w->size = (uint64_t)st.st_size;
 			}
-			free(e);
 		}
 	} else {
 		if (fsync(w->fd) < 0) {
@@ -980,6 +989,21 @@ work_run(struct work *w)
 
 /* ---- active: snapshot, catch-up, live ---- */
 
+/* The snapshot's worker is over: commits go on; checkpoints too, unless a file is sent. */
+static void
+snap_release(struct replicate *r)
+{
+	struct conn *c = r->down;
+
+	r->snap_hold = false;
+	if (r->queue != NULL)
+		defer(r, &r->commit_job, &r->commit_timer, QB_LOOP_HIGH, commit_job);
+	if (r->ckpt_paused && (c == NULL || c->snap_fd < 0)) {
+		r->ckpt_paused = false;
+		store_checkpoints_pause(r->store, false);
+	}
+}
+
 static void
 snapshot_start(struct conn *c)
 {
@@ -994,9 +1018,19 @@ snapshot_start(struct conn *c)
 	if (r->make != NULL)
 		return; /* make_done will start another or use it */
 	w = work_start(r, WORK_MAKE, c->id, r->out_path);
+	if (w != NULL) {
+		/* No commit until the worker is done: the position is this one. */
+		w->store = r->store;
+		store_position(r->store, &w->epoch, &w->seq);
+		w->schema = store_schema_hash(r->store);
+		r->snap_hold = true;
+		r->ckpt_paused = true;
+		store_checkpoints_pause(r->store, true);
+	}
 	if (w == NULL || work_run(w) < 0) {
 		if (w != NULL)
 			work_free(w);
+		snap_release(r);
 		conn_close(c, WIRE_ERR_PROTOCOL, "cannot start a snapshot: %s", strerror(ENOMEM));
 		return;
 	}
@@ -1012,25 +1046,27 @@ make_done(struct work *w)
 	struct wire_buf wb = {0};
 
 	if (c == NULL || c->closing || c->phase != PHASE_SNAP_MAKE) {
-		store_remove_later(w->file);
+		snap_release(r);
 		return;
 	}
 	if (w->rc != 0) {
-		store_remove_later(w->file);
+		snap_release(r);
 		conn_close(c, WIRE_ERR_PROTOCOL, "snapshot failed: %s", w->err);
 		return;
 	}
 	if (!backlog_covers(r, w->seq)) {
 		/* The backlog overflowed meanwhile (or it was made for an older link): again. */
-		store_remove_later(w->file);
+		snap_release(r);
 		snapshot_start(c);
 		return;
 	}
-	c->snap_fd = open(w->file, O_RDONLY | O_CLOEXEC);
-	(void)unlink(w->file); /* the open descriptor keeps it */
+	/* The worker's descriptor of the database file: read while checkpoints wait. */
+	c->snap_fd = w->fd;
+	w->fd = -1;
+	snap_release(r);
 	c->snap_md = md_new();
-	if (c->snap_fd < 0 || c->snap_md == NULL) {
-		conn_close(c, WIRE_ERR_PROTOCOL, "snapshot %s: %s", w->file, strerror(errno));
+	if (c->snap_md == NULL) {
+		conn_close(c, WIRE_ERR_PROTOCOL, "snapshot: %s", strerror(ENOMEM));
 		return;
 	}
 	c->snap_epoch = w->epoch;
@@ -1814,7 +1850,7 @@ commit_job(void *data)
 	 * writers are.  A lone writer never waits here (its own commit is the
 	 * one in flight); waiting_answer starts the job again.
 	 */
-	if (r->active && r->waiting != NULL)
+	if (r->active && (r->waiting != NULL || r->snap_hold))
 		return;
 	/* Take up to COMMIT_MAX requests. */
 	batch = r->queue;

@@ -32,9 +32,10 @@
  * itself out of sync when it must resync, or when it has not reached the
  * active for timeout_ms while the agent still says the peer is active.
  *
- * Nothing blocks the loop: snapshots are made by a worker thread into a
- * file and sent in chunks as the socket drains; no loop step runs more
- * than a bounded amount of work.  The module logs through qb_log.
+ * Nothing blocks the loop: for a snapshot a worker thread folds the WAL
+ * into the database file, which is sent in chunks as the socket drains
+ * while checkpoints wait; no loop step runs more than a bounded amount of
+ * work.  The module logs through qb_log.
  */
 #ifndef TANDEM_REPLICATE_H
 #define TANDEM_REPLICATE_H

@@ -129,6 +129,8 @@ struct checkpointer {
 	pthread_t th;
 	bool running; /* th exists */
 	bool pending; /* a checkpoint is wanted */
+	bool paused;  /* store_checkpoints_pause: the database file must not change */
+	bool busy;    /* a checkpoint is running */
 	bool stop;
 	char *path;
 };
@@ -593,6 +595,9 @@ conn_prepare(struct store *s, struct conn *c, bool writer)
 /* ------------------------------------------------------------------ */
 /* Checkpoints                                                          */
 
+static int __attribute__((format(printf, 4, 5)))
+backup_fail(char *buf, size_t len, int err, const char *fmt, ...);
+
 static void *
 ckpt_main(void *arg)
 {
@@ -604,15 +609,18 @@ ckpt_main(void *arg)
 		(void)sqlite3_exec(db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
 	(void)pthread_mutex_lock(&k->mu);
 	for (;;) {
-		while (!k->pending && !k->stop)
+		while ((!k->pending || k->paused) && !k->stop)
 			(void)pthread_cond_wait(&k->cv, &k->mu);
 		if (k->stop)
 			break;
 		k->pending = false;
+		k->busy = true;
 		(void)pthread_mutex_unlock(&k->mu);
 		/* PASSIVE: never waits for, nor blocks, a writer or a reader. */
 		(void)sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 		(void)pthread_mutex_lock(&k->mu);
+		k->busy = false;
+		(void)pthread_cond_broadcast(&k->cv);
 	}
 	(void)pthread_mutex_unlock(&k->mu);
 	(void)sqlite3_close_v2(db);
@@ -654,6 +662,52 @@ ckpt_stop(struct store *s)
 	(void)pthread_mutex_unlock(&k->mu);
 	(void)pthread_join(k->th, NULL);
 	k->running = false;
+}
+
+void
+store_checkpoints_pause(struct store *s, bool pause)
+{
+	struct checkpointer *k = &s->ckpt;
+
+	(void)pthread_mutex_lock(&k->mu);
+	k->paused = pause;
+	if (!pause)
+		k->pending = true; /* the WAL may have grown meanwhile */
+	(void)pthread_cond_broadcast(&k->cv);
+	(void)pthread_mutex_unlock(&k->mu);
+}
+
+int
+store_checkpoint_full(struct store *s, char *errbuf, size_t errlen)
+{
+	struct checkpointer *k = &s->ckpt;
+	sqlite3 *db = NULL;
+	int rc, log = -1, done = -2, err = 0;
+
+	/* A checkpoint of the checkpointer's may still be running: let it end. */
+	(void)pthread_mutex_lock(&k->mu);
+	while (k->busy)
+		(void)pthread_cond_wait(&k->cv, &k->mu);
+	(void)pthread_mutex_unlock(&k->mu);
+
+	rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		(void)sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+		/* A connection learns that the file is in WAL mode by reading it. */
+		rc = sqlite3_exec(db, "SELECT 1 FROM sqlite_schema LIMIT 1", NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_FULL, &log, &done);
+	if (rc != SQLITE_OK)
+		err = backup_fail(errbuf, errlen, errno_of(rc), "%s: checkpoint: %s", s->path,
+		    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	else if (log < 0)
+		err = backup_fail(errbuf, errlen, -EIO, "%s: checkpoint: not in WAL mode", s->path);
+	else if (log != done)
+		err = backup_fail(errbuf, errlen, -EBUSY,
+		    "%s: checkpoint: %d of %d WAL frames copied", s->path, done, log);
+	(void)sqlite3_close_v2(db);
+	return err;
 }
 
 /* After each commit on our connections: a full WAL goes to the checkpointer. */
@@ -2135,15 +2189,10 @@ backup_fail(char *buf, size_t len, int err, const char *fmt, ...)
 	return err;
 }
 
-/*
- * store_backup_file, and store_snapshot_file when !durable: the copy is
- * written without a journal and without fsyncs (it is sent and deleted;
- * a crash leaves nothing to trust in it anyway).
- */
-#define SNAPSHOT_MMAP "2147418112" /* SQLite's largest */
+#define BACKUP_MMAP "2147418112" /* SQLite's largest */
 
-static int
-backup_to(const char *db_path, const char *dest_path, bool durable, uint64_t *ret_epoch,
+int
+store_backup_file(const char *db_path, const char *dest_path, uint64_t *ret_epoch,
     uint64_t *ret_seq, char *errbuf, size_t errlen)
 {
 	sqlite3 *src = NULL, *dst = NULL;
@@ -2163,7 +2212,7 @@ backup_to(const char *db_path, const char *dest_path, bool durable, uint64_t *re
 	}
 	(void)sqlite3_busy_timeout(src, BUSY_TIMEOUT_MS);
 	/* Pages read from a mapping, not by a read() each. */
-	(void)sqlite3_exec(src, "PRAGMA mmap_size = " SNAPSHOT_MMAP, NULL, NULL, NULL);
+	(void)sqlite3_exec(src, "PRAGMA mmap_size = " BACKUP_MMAP, NULL, NULL, NULL);
 
 	/* One read transaction: the position read is the one of the pages copied. */
 	rc = sqlite3_exec(src, "BEGIN", NULL, NULL, NULL);
@@ -2204,13 +2253,6 @@ backup_to(const char *db_path, const char *dest_path, bool durable, uint64_t *re
 		    errbuf, errlen, errno_of(rc), "%s: %s", dest_path, sqlite3_errstr(rc));
 		goto out;
 	}
-	if (!durable &&
-	    (rc = sqlite3_exec(dst, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF", NULL,
-	         NULL, NULL)) != SQLITE_OK) {
-		err = backup_fail(
-		    errbuf, errlen, errno_of(rc), "%s: %s", dest_path, sqlite3_errmsg(dst));
-		goto out;
-	}
 	b = sqlite3_backup_init(dst, "main", src, "main");
 	if (!b) {
 		err = backup_fail(errbuf, errlen, errno_of(sqlite3_errcode(dst)), "%s: %s",
@@ -2232,7 +2274,7 @@ backup_to(const char *db_path, const char *dest_path, bool durable, uint64_t *re
 		    errbuf, errlen, errno_of(rc), "%s: %s", dest_path, sqlite3_errstr(rc));
 		goto out;
 	}
-	if (durable && ((err = fsync_path(dest_path, false)) || (err = fsync_dir_of(dest_path)))) {
+	if ((err = fsync_path(dest_path, false)) || (err = fsync_dir_of(dest_path))) {
 		err = backup_fail(errbuf, errlen, err, "%s: fsync: %s", dest_path, strerror(-err));
 		goto out;
 	}
@@ -2299,20 +2341,6 @@ unlink_suffix(struct store *s, const char *path, const char *suffix)
 		err = fail(s, -errno, "%s: %s", name, strerror(errno));
 	free(name);
 	return err;
-}
-
-int
-store_backup_file(const char *db_path, const char *dest_path, uint64_t *ret_epoch,
-    uint64_t *ret_seq, char *errbuf, size_t errlen)
-{
-	return backup_to(db_path, dest_path, true, ret_epoch, ret_seq, errbuf, errlen);
-}
-
-int
-store_snapshot_file(const char *db_path, const char *dest_path, uint64_t *ret_epoch,
-    uint64_t *ret_seq, char *errbuf, size_t errlen)
-{
-	return backup_to(db_path, dest_path, false, ret_epoch, ret_seq, errbuf, errlen);
 }
 
 static void *

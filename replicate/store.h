@@ -16,6 +16,7 @@
 #ifndef TANDEM_REPLICATE_STORE_H
 #define TANDEM_REPLICATE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -256,13 +257,6 @@ int store_backup_file(const char *db_path, const char *dest_path, uint64_t *ret_
     uint64_t *ret_seq, char *err, size_t errlen);
 
 /*
- * The same for a snapshot to send: written without a journal and not
- * synced to disk, about twice as fast; a crash leaves a file to delete.
- */
-int store_snapshot_file(const char *db_path, const char *dest_path, uint64_t *ret_epoch,
-    uint64_t *ret_seq, char *err, size_t errlen);
-
-/*
  * Replaces the database of s by the file new_path (a snapshot received
  * from the active): checks it is a store database, closes s's connections,
  * moves the current file to *ret_archive (when archive_dir is not NULL: a
@@ -274,6 +268,21 @@ int store_snapshot_file(const char *db_path, const char *dest_path, uint64_t *re
  */
 int store_replace(
     struct store *s, const char *new_path, const char *archive_dir, char **ret_archive);
+
+/*
+ * While paused, no checkpoint of the store's own writes the database file
+ * (the WAL grows instead): the file can be read as it stands.  Resuming
+ * lets the checkpointer catch up.  From the store's thread.
+ */
+void store_checkpoints_pause(struct store *s, bool pause);
+
+/*
+ * Copies the whole WAL into the database file, from a connection of its
+ * own (any thread; waits for a running checkpoint of the store's).  With
+ * no write in progress and checkpoints paused, the file alone is then
+ * the database at the store's position.  0, or -errno with err set.
+ */
+int store_checkpoint_full(struct store *s, char *err, size_t errlen);
 
 /*
  * Closes fd on a thread of its own.  The last close of a deleted file

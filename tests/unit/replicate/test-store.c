@@ -1091,6 +1091,67 @@ test_checkpoints(void **state)
 	assert_true(hash_of(p->a) == hash_of(p->b));
 }
 
+/* Copies the file at path to dest, byte for byte. */
+static void
+copy_file(const char *path, const char *dest)
+{
+	char buf[65536];
+	FILE *in = fopen(path, "rb"), *out = fopen(dest, "wb");
+	size_t n;
+
+	assert_non_null(in);
+	assert_non_null(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	assert_int_equal(fclose(in), 0);
+	assert_int_equal(fclose(out), 0);
+}
+
+/*
+ * A full checkpoint makes the file alone the database; paused, the
+ * checkpointer leaves the file as it is however the WAL grows; resumed,
+ * it catches up.
+ */
+static void
+test_checkpoint_full_and_pause(void **state)
+{
+	struct pair *p = *state;
+	char copy[256], err[256];
+	struct store_frame f;
+	struct store *c;
+	off_t size;
+
+	(void)snprintf(copy, sizeof(copy), "%s/full%d.db", tmpdir, counter);
+	exec_ok(p->a, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)", &f);
+	store_frame_clear(&f);
+	for (int i = 0; i < 10; i++) {
+		exec_ok(p->a, "INSERT INTO t(v) VALUES (randomblob(1000))", &f);
+		store_frame_clear(&f);
+	}
+	store_checkpoints_pause(p->a, true);
+	assert_int_equal(store_checkpoint_full(p->a, err, sizeof(err)), 0);
+	size = file_size(p->pa);
+	copy_file(p->pa, copy);
+	/* Past CKPT_PAGES: the checkpointer would run, but is paused. */
+	for (int i = 0; i < 300; i++) {
+		exec_ok(p->a, "INSERT INTO t(v) VALUES (randomblob(16000))", &f);
+		store_frame_clear(&f);
+	}
+	(void)usleep(200000);
+	assert_int_equal(file_size(p->pa), size);
+	/* The file taken then is the database as it was: 10 rows, at seq 11. */
+	c = store_open(copy, NULL);
+	assert_non_null(c);
+	assert_int_equal(query_int(c, "SELECT count(*) FROM t"), 10);
+	assert_int_equal(seq_of(c), 11);
+	store_close(c);
+	store_checkpoints_pause(p->a, false);
+	exec_ok(p->a, "INSERT INTO t(v) VALUES (1)", &f);
+	store_frame_clear(&f);
+	assert_true(file_grows_to(p->pa, size + 2 * 1024 * 1024));
+	assert_int_equal(query_int(p->a, "SELECT count(*) FROM t"), 311);
+}
+
 static void
 test_epoch_history(void **state)
 {
@@ -1237,27 +1298,6 @@ test_backup_file(void **state)
 	assert_true(hash_of(c) == hash_of(p->a));
 	assert_int_equal(store_has_position(c, 2, 2), 1);
 	store_close(c);
-
-	/* A snapshot to send: the same content and position, no journal left. */
-	{
-		char snap[256], journal[272];
-
-		(void)snprintf(snap, sizeof(snap), "%s/snap%d.db", tmpdir, counter);
-		(void)snprintf(journal, sizeof(journal), "%s-journal", snap);
-		epoch = seq = 0;
-		assert_int_equal(
-		    store_snapshot_file(p->pa, snap, &epoch, &seq, err, sizeof(err)), 0);
-		assert_true(epoch == 2 && seq == 2);
-		assert_int_not_equal(access(journal, F_OK), 0);
-		copy_state(snap, &e, &q, &rows);
-		assert_true(e == 2 && q == 2 && rows == 1);
-		c = store_open(snap, NULL);
-		assert_non_null(c);
-		assert_true(hash_of(c) == hash_of(p->a));
-		store_close(c);
-		assert_int_equal(
-		    store_snapshot_file(p->pa, snap, NULL, NULL, err, sizeof(err)), -EEXIST);
-	}
 
 	/* The destination exists: refused, and left as it was. */
 	assert_int_equal(store_backup_file(p->pa, dest, &epoch, &seq, err, sizeof(err)), -EEXIST);
@@ -1495,6 +1535,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_dml, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpoint_full_and_pause, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_multi_statement, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_empty_transaction, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ddl_in_order, setup, teardown),
