@@ -122,6 +122,7 @@ struct cached_stmt {
  * first full WAL; stopped (joined) before the file is replaced or closed.
  */
 #define CKPT_PAGES 1000
+#define WAL_SIZE_LIMIT "67108864" /* bytes */
 
 struct checkpointer {
 	pthread_mutex_t mu;
@@ -759,6 +760,8 @@ store_init(struct store *s, const char *path)
 	}
 	if ((err = exec_internal(s, s->w.db,
 	         "PRAGMA synchronous = NORMAL;"
+	         /* A WAL grown while checkpoints waited is cut back when reused. */
+	         "PRAGMA journal_size_limit = " WAL_SIZE_LIMIT ";"
 	         "BEGIN IMMEDIATE;"
 	         "CREATE TABLE IF NOT EXISTS " META_TABLE "(k TEXT PRIMARY KEY NOT NULL, v);"
 	         "INSERT OR IGNORE INTO " META_TABLE " VALUES ('epoch', 0), ('seq', 0);"

@@ -1088,6 +1088,7 @@ test_checkpoints(void **state)
 	}
 	assert_true(file_grows_to(p->pa, before_a + 2 * 1024 * 1024));
 	assert_true(file_grows_to(p->pb, before_b + 2 * 1024 * 1024));
+
 	assert_true(hash_of(p->a) == hash_of(p->b));
 }
 
@@ -1116,7 +1117,7 @@ static void
 test_checkpoint_full_and_pause(void **state)
 {
 	struct pair *p = *state;
-	char copy[256], err[256];
+	char copy[256], err[256], wal[272];
 	struct store_frame f;
 	struct store *c;
 	off_t size;
@@ -1150,6 +1151,26 @@ test_checkpoint_full_and_pause(void **state)
 	store_frame_clear(&f);
 	assert_true(file_grows_to(p->pa, size + 2 * 1024 * 1024));
 	assert_int_equal(query_int(p->a, "SELECT count(*) FROM t"), 311);
+
+	/* A WAL grown past 64 MiB while paused is cut back once reused. */
+	store_checkpoints_pause(p->a, true);
+	for (int i = 0; i < 70; i++) {
+		exec_ok(p->a, "INSERT INTO t(v) VALUES (randomblob(1048576))", &f);
+		store_frame_clear(&f);
+	}
+	(void)snprintf(wal, sizeof(wal), "%s-wal", p->pa);
+	assert_true(file_size(wal) > 70 * 1024 * 1024);
+	store_checkpoints_pause(p->a, false);
+	exec_ok(p->a, "INSERT INTO t(v) VALUES (2)", &f);
+	store_frame_clear(&f);
+	assert_true(file_grows_to(p->pa, size + 72 * 1024 * 1024));
+	/* The first commit after the checkpointer is done cuts it. */
+	for (int i = 0; i < 100 && file_size(wal) > 64 * 1024 * 1024; i++) {
+		(void)usleep(100000);
+		exec_ok(p->a, "INSERT INTO t(v) VALUES (3)", &f);
+		store_frame_clear(&f);
+	}
+	assert_true(file_size(wal) <= 64 * 1024 * 1024);
 }
 
 static void
