@@ -19,11 +19,12 @@
  * the WAL into the database file (store_checkpoint_full); with
  * checkpoints paused the file then stays the database at that position,
  * and it is sent in chunks while the socket drains (new commits go to the
- * WAL meanwhile), then the backlog frames after the snapshot's position.  The backlog keeps every frame after
- * that position while the snapshot is under way (up to BACKLOG_HARD_CAP;
- * past it the snapshot starts over).  When the standby is switched to the
- * live stream, an ACK carrying our position tells it "you are in sync
- * once you have applied this".
+ * WAL meanwhile), then the backlog frames after the snapshot's
+ * position.  The backlog keeps every frame after that position while the
+ * snapshot is under way (up to BACKLOG_HARD_CAP; past it the snapshot
+ * starts over).  When the standby is switched to the live stream, an ACK
+ * carrying our position tells it "you are in sync once you have applied
+ * this".
  *
  * Standby: DATA frames are applied in bounded batches, each batch in one
  * transaction, followed by one ACK of the last applied position.  Applied
