@@ -170,8 +170,8 @@ struct work {
 	int pipe[2];
 	uint64_t conn_id;
 	/* In. */
-	char *db_path, *file;
-	struct store *store; /* WORK_MAKE: store_checkpoint_full only */
+	char *db_path, *file; /* file: snapshot-in.tmp (WORK_OPEN), the database (WORK_MAKE) */
+	struct store *store;  /* WORK_MAKE: store_checkpoint_full only */
 	int fd;
 	uint64_t old_epoch, old_seq;
 	/* Out. */
@@ -229,13 +229,13 @@ struct replicate {
 	uint64_t marker_seq;
 	bool commit_job;
 	/*
-	 * A snapshot is being made: commits wait (a moment: the WAL is folded
-	 * into the file), and checkpoints wait until the file is sent.
+	 * While a snapshot is made (make != NULL) commits wait a moment (the
+	 * WAL is folded into the file); checkpoints wait until it is sent too.
 	 */
-	bool snap_hold, ckpt_paused;
+	bool ckpt_paused;
 
 	struct work *make, *open;
-	char *out_path, *in_path;
+	char *in_path;
 
 	bool reconnect_on, timeout_on;
 	qb_loop_timer_handle reconnect_timer, timeout_timer;
@@ -665,6 +665,16 @@ rx_abort(struct replicate *r, struct rx *rx)
 	store_remove_later(r->in_path);
 }
 
+/* Checkpoints may write the database file again, unless a snapshot is made or sent. */
+static void
+ckpt_resume(struct replicate *r)
+{
+	if (!r->ckpt_paused || r->make != NULL || (r->down != NULL && r->down->snap_fd >= 0))
+		return;
+	r->ckpt_paused = false;
+	store_checkpoints_pause(r->store, false);
+}
+
 static void
 snap_send_end(struct conn *c)
 {
@@ -675,11 +685,7 @@ snap_send_end(struct conn *c)
 	c->snap_fd = -1;
 	EVP_MD_CTX_free(c->snap_md);
 	c->snap_md = NULL;
-	/* The database file is no longer read: checkpoints may write it again. */
-	if (r->ckpt_paused && r->make == NULL) {
-		r->ckpt_paused = false;
-		store_checkpoints_pause(r->store, false);
-	}
+	ckpt_resume(r);
 }
 
 static void
@@ -990,19 +996,13 @@ work_run(struct work *w)
 
 /* ---- active: snapshot, catch-up, live ---- */
 
-/* The snapshot's worker is over: commits go on; checkpoints too, unless a file is sent. */
+/* The snapshot's worker is over (make is NULL again): commits go on. */
 static void
 snap_release(struct replicate *r)
 {
-	struct conn *c = r->down;
-
-	r->snap_hold = false;
 	if (r->queue != NULL)
 		defer(r, &r->commit_job, &r->commit_timer, QB_LOOP_HIGH, commit_job);
-	if (r->ckpt_paused && (c == NULL || c->snap_fd < 0)) {
-		r->ckpt_paused = false;
-		store_checkpoints_pause(r->store, false);
-	}
+	ckpt_resume(r);
 }
 
 static void
@@ -1018,13 +1018,12 @@ snapshot_start(struct conn *c)
 	notify(r);
 	if (r->make != NULL)
 		return; /* make_done will start another or use it */
-	w = work_start(r, WORK_MAKE, c->id, r->out_path);
+	w = work_start(r, WORK_MAKE, c->id, r->cfg.db_path);
 	if (w != NULL) {
 		/* No commit until the worker is done: the position is this one. */
 		w->store = r->store;
 		store_position(r->store, &w->epoch, &w->seq);
 		w->schema = store_schema_hash(r->store);
-		r->snap_hold = true;
 		r->ckpt_paused = true;
 		store_checkpoints_pause(r->store, true);
 	}
@@ -1849,9 +1848,10 @@ commit_job(void *data)
 	 * Sync: while a frame waits for the standby's ack, requests gather for
 	 * the next one, so a frame carries more of them the busier the
 	 * writers are.  A lone writer never waits here (its own commit is the
-	 * one in flight); waiting_answer starts the job again.
+	 * one in flight); waiting_answer starts the job again.  While a
+	 * snapshot is made they wait too; snap_release starts it.
 	 */
-	if (r->active && (r->waiting != NULL || r->snap_hold))
+	if (r->active && (r->waiting != NULL || r->make != NULL))
 		return;
 	/* Take up to COMMIT_MAX requests. */
 	batch = r->queue;
@@ -2013,11 +2013,10 @@ replicate_new(qb_loop_t *loop, const struct replicate_config *cfg, replicate_eve
 	r->queue_tail = &r->queue;
 	r->waiting_tail = &r->waiting;
 	r->emitted_link = REPLICATE_LINK_NONE;
-	r->out_path = path_in(cfg->state_dir, "snapshot-out.tmp");
 	r->in_path = path_in(cfg->state_dir, "snapshot-in.tmp");
 	if (!r->cfg.db_path || !r->cfg.state_dir || !r->cfg.cluster || !r->cfg.ca_file ||
 	    !r->cfg.cert_file || !r->cfg.key_file || (cfg->listen_addr && !r->cfg.listen_addr) ||
-	    !r->out_path || !r->in_path) {
+	    !r->in_path) {
 		(void)snprintf(err, errlen, "out of memory");
 		errno = ENOMEM;
 		goto fail;
@@ -2061,7 +2060,6 @@ replicate_new(qb_loop_t *loop, const struct replicate_config *cfg, replicate_eve
 		goto fail;
 	}
 	/* Leftovers of a snapshot cut short by a restart. */
-	(void)unlink(r->out_path);
 	(void)unlink(r->in_path);
 	return r;
 fail:
@@ -2069,7 +2067,6 @@ fail:
 	stream_tls_free(r->tls);
 	free(r->hub);
 	config_free(&r->cfg);
-	free(r->out_path);
 	free(r->in_path);
 	free(r);
 	errno = saved;
@@ -2090,8 +2087,7 @@ replicate_free(struct replicate *r)
 	if (r->make != NULL) {
 		struct work *w = r->make;
 
-		work_join(w);
-		(void)unlink(w->file);
+		work_join(w); /* its file is the database itself: nothing to delete */
 		work_free(w);
 	}
 	if (r->open != NULL) {
@@ -2130,7 +2126,6 @@ replicate_free(struct replicate *r)
 	config_free(&r->cfg);
 	free(r->peer_name);
 	free(r->peer_addr);
-	free(r->out_path);
 	free(r->in_path);
 	free(r->out.p);
 	free(r->chunk);
