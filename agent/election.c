@@ -141,6 +141,13 @@ peer_is_ready_standby(const struct election *e)
 }
 
 bool
+election_hung_peer_heard(const struct election *e, uint32_t nodeid)
+{
+	return e->peer == PEER_FENCED && e->peer_loss == LOSS_HUNG && !e->fencing &&
+	       nodeid == e->peer_id;
+}
+
+bool
 election_may_ack_alone(const struct election *e, uint64_t min_epoch, uint64_t min_seq)
 {
 	const struct election_state_msg *p = &e->peer_msg;
@@ -416,8 +423,7 @@ on_peer_state(struct election *e, const struct election_state_msg *m, struct out
 	 * group membership never changed.  Heard again, it counts again, so
 	 * that two actives meet and one steps down.
 	 */
-	if (e->peer == PEER_FENCED && e->peer_loss == LOSS_HUNG && !e->fencing &&
-	    m->nodeid == e->peer_id) {
+	if (election_hung_peer_heard(e, m->nodeid)) {
 		e->peer = PEER_MEMBER;
 		e->peer_loss = LOSS_NONE;
 	}

@@ -259,6 +259,12 @@ bool election_redundant(const struct election *e);
  */
 bool election_may_ack_alone(const struct election *e, uint64_t min_epoch, uint64_t min_seq);
 
+/*
+ * Is a state from nodeid that of a peer taken for hung, without fencing,
+ * now heard again?  Such a peer counts as a member again (IN_PEER_STATE).
+ */
+bool election_hung_peer_heard(const struct election *e, uint32_t nodeid);
+
 const char *election_role_name(enum election_role role);
 const char *election_peer_name(enum peer_status status);
 const char *election_action_name(enum election_action_type type);

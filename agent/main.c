@@ -745,7 +745,7 @@ on_message(struct agent *a, const void *buf, size_t len)
 		    len, strerror(-rc));
 		return;
 	}
-	if (a->el.peer == PEER_FENCED && a->el.peer_loss == LOSS_HUNG && !a->el.fencing)
+	if (election_hung_peer_heard(&a->el, m.state.nodeid))
 		qb_log(LOG_NOTICE, "%s's tandemd, taken for hung, is heard again: a member again",
 		    peer_name(a));
 	a->peer_last_heard = now_ms();
