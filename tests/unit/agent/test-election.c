@@ -1299,6 +1299,16 @@ test_corosync_lost_active_demotes(void **state)
 	assert_int_equal(role_of(&p->n[1]), ROLE_STANDBY);
 }
 
+/* A pair with fencing off, formed (n1 active), then cut apart: two actives may follow. */
+static void
+pair_split_unfenced(struct pair *p)
+{
+	pair_init_as(p, 0, false, 0, 0);
+	pair_form(p, ROLE_ACTIVE, ROLE_STANDBY);
+	p->connected = false;
+	p->allow_two_actives = true;
+}
+
 static void
 test_two_actives_newer_epoch_stays(void **state)
 {
@@ -1306,10 +1316,7 @@ test_two_actives_newer_epoch_stays(void **state)
 
 	(void)state;
 	/* fence = none, a split: both end active, n2 with the newer epoch. */
-	pair_init_as(&p, 0, false, 0, 0);
-	pair_form(&p, ROLE_ACTIVE, ROLE_STANDBY);
-	p.connected = false;
-	p.allow_two_actives = true;
+	pair_split_unfenced(&p);
 	check_step(&p.n[0], in_gone(N2, LOSS_NODEDOWN), "");
 	check_step(&p.n[1], in_gone(N1, LOSS_NODEDOWN), "promote:2:2 broadcast:0:2");
 	/* The split heals. */
@@ -1337,10 +1344,7 @@ test_two_actives_after_hang_meet_again(void **state)
 	struct pair p;
 
 	(void)state;
-	pair_init_as(&p, 0, false, 0, 0);
-	pair_form(&p, ROLE_ACTIVE, ROLE_STANDBY);
-	p.connected = false;
-	p.allow_two_actives = true;
+	pair_split_unfenced(&p);
 	check_step(&p.n[0], in_plain(IN_PEER_HUNG), "");
 	check_step(&p.n[1], in_plain(IN_PEER_HUNG), "promote:2:2 broadcast:0:2");
 	assert_roles(&p, ROLE_ACTIVE, ROLE_ACTIVE);
