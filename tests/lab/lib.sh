@@ -187,6 +187,55 @@ check_serving()
 	fi
 }
 
+# The replicated database, for the repl-* scenarios.
+
+# standby_in_sync NODE - NODE is a standby holding every acknowledged write.
+standby_in_sync()
+{
+	field_is "$1" .node.state standby && field_is "$1" .replication.in_sync true
+}
+
+# db_rows NODE SQL - the rows of a query on NODE's copy, without the header.
+db_rows()
+{
+	local out
+	out=$(tctl "$1" db query "$2") || return 1
+	tail -n +2 <<<"$out"
+}
+
+# db_rows_are NODE SQL WANT - the query on NODE gives WANT.
+db_rows_are()
+{
+	local got
+	got=$(db_rows "$1" "$2") || return 1
+	[[ $got == "$3" ]] || {
+		echo "# $1: $2: got '$(paste -sd' ' <<<"$got")', want '$(paste -sd' ' <<<"$3")'" >&2
+		return 1
+	}
+}
+
+# db_hash NODE - "HASH at EPOCH:SEQ" of NODE's copy.
+db_hash()
+{
+	tctl "$1" --json db hash | jq -er '"\(.hash) at \(.epoch):\(.seq)"'
+}
+
+# same_db - n1's and n2's copies hash the same at the same position.
+same_db()
+{
+	local a b
+	a=$(db_hash n1) || return 1
+	b=$(db_hash n2) || return 1
+	echo "# n1: $a, n2: $b" >&2
+	[[ $a == "$b" ]]
+}
+
+# log_count NODE TEXT - how many lines of NODE's tandemd log have TEXT.
+log_count()
+{
+	"$LABCTL" logs "$1" 2>/dev/null | grep -cF -- "$2"
+}
+
 # log_has NODE TEXT - NODE's tandemd log has a line with TEXT.
 log_has()
 {

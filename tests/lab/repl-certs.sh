@@ -19,48 +19,6 @@ N1=192.0.2.11
 N2=192.0.2.12
 REPL_PORT=7405
 
-in_sync()
-{
-	field_is "$1" .node.state standby && field_is "$1" .replication.in_sync true
-}
-
-rows()
-{
-	local out
-	out=$(tctl "$1" db query "$2") || return 1
-	tail -n +2 <<<"$out"
-}
-
-# count_is NODE SQL WANT - the query on NODE gives WANT.
-count_is()
-{
-	local got
-	got=$(rows "$1" "$2") || return 1
-	[[ $got == "$3" ]] || {
-		echo "# $1: $2: got '$got', want '$3'" >&2
-		return 1
-	}
-}
-
-hash_of()
-{
-	tctl "$1" --json db hash | jq -er '"\(.hash) at \(.epoch):\(.seq)"'
-}
-
-same_hash()
-{
-	local a b
-	a=$(hash_of n1) || return 1
-	b=$(hash_of n2) || return 1
-	echo "# n1: $a, n2: $b" >&2
-	[[ $a == "$b" ]]
-}
-
-count_log()
-{
-	"$LABCTL" logs "$1" 2>/dev/null | grep -cF -- "$2"
-}
-
 # log_line NODE START REST - a line of NODE's log has START and REST (the
 # peer's address is logged as ADDR:PORT, between the two).
 log_line()
@@ -72,7 +30,7 @@ log_line()
 log_once()
 {
 	local c
-	c=$(count_log "$1" "$2")
+	c=$(log_count "$1" "$2")
 	[[ $c == 1 ]] || {
 		echo "# $1's log has $c lines with '$2', want 1" >&2
 		return 1
@@ -122,10 +80,10 @@ refused_by_n1()
 
 lab_up --token 1000 --set replication.timeout=2s
 check "n1 is active" test "$(active_now)" = n1
-check "n2 is a standby in sync" eventually 10 in_sync n2
+check "n2 is a standby in sync" eventually 10 standby_in_sync n2
 check "create table kv" tctl n1 db exec "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)"
 check "write row 1" write 1 1
-check "n2 has row 1" count_is n2 "SELECT count(*) FROM kv" 1
+check "n2 has row 1" db_rows_are n2 "SELECT count(*) FROM kv" 1
 
 # Another CA of the same cluster name; n2's trust file holds both CAs.
 F=$LAB/foreign
@@ -148,8 +106,8 @@ check "n2 knows it was refused" field_like n2 .replication.last_error "*refused*
 check "more writes (rows 12..21)" write 12 21
 check "n1 logged the refusal once, though n2 retries" \
 	log_once n1 "refused: peer certificate not signed by the cluster CA"
-check "n1 has the 21 rows" count_is n1 "SELECT count(*) FROM kv" 21
-check "n2 applied none of them" count_is n2 "SELECT count(*) FROM kv" 1
+check "n1 has the 21 rows" db_rows_are n1 "SELECT count(*) FROM kv" 21
+check "n2 applied none of them" db_rows_are n2 "SELECT count(*) FROM kv" 1
 check "n1 is still active" is n1 active
 
 # n2 trusts only the foreign CA: it refuses n1.
@@ -161,7 +119,7 @@ check "n2 refuses n1's certificate and says why" eventually 10 log_line n2 \
 check "writes go on (rows 22..31)" write 22 31
 check "n1 has no linked standby" refused_by_n1
 check "n2 stays syncing" for_a_while 3 is n2 syncing
-check "n2 applied nothing" count_is n2 "SELECT count(*) FROM kv" 1
+check "n2 applied nothing" db_rows_are n2 "SELECT count(*) FROM kv" 1
 
 # n1's checks against certificates presented by hand.
 check "n2's tandemd stops" stop_n2
@@ -194,9 +152,9 @@ check "n1 is still active" is n1 active
 check "n2 gets its own certificate back" \
 	n2_uses "$LAB/tls/ca.crt" "$LAB/tls/n2.crt" "$LAB/tls/n2.key"
 check "n2's tandemd starts" "$LABCTL" start-daemon n2
-check "n2 becomes a standby in sync" eventually 30 in_sync n2
-check "n2 has the 31 rows" count_is n2 "SELECT count(*) FROM kv" 31
-check "equal content hash and position" same_hash
+check "n2 becomes a standby in sync" eventually 30 standby_in_sync n2
+check "n2 has the 31 rows" db_rows_are n2 "SELECT count(*) FROM kv" 31
+check "equal content hash and position" same_db
 check "redundancy is ok" eventually 5 field_is n1 .redundancy ok
 check_serving n1
 lab_done

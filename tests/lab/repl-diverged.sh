@@ -15,43 +15,6 @@ lab_scenario repl-diverged rd-
 
 STATE=$TANDEM_LAB_DIR/n1/state # n1's /var/lib/tandem
 
-rows()
-{
-	local out
-	out=$(tctl "$1" db query "$2") || return 1
-	tail -n +2 <<<"$out"
-}
-
-# rows_are NODE SQL WANT
-rows_are()
-{
-	local got
-	got=$(rows "$1" "$2") || return 1
-	[[ $got == "$3" ]] || {
-		echo "# $1: $2: got '$(paste -sd' ' <<<"$got")', want '$(paste -sd' ' <<<"$3")'" >&2
-		return 1
-	}
-}
-
-hash_of()
-{
-	tctl "$1" --json db hash | jq -er '"\(.hash) at \(.epoch):\(.seq)"'
-}
-
-same_hash()
-{
-	local a b
-	a=$(hash_of n1) || return 1
-	b=$(hash_of n2) || return 1
-	echo "# n1: $a, n2: $b" >&2
-	[[ $a == "$b" ]]
-}
-
-in_sync()
-{
-	field_is "$1" .node.state standby && field_is "$1" .replication.in_sync true
-}
-
 # archives - the diverged-*.db files in n1's state directory.
 archives()
 {
@@ -87,11 +50,11 @@ archive_rows_are()
 
 lab_up --token 1000 --fence none
 check "n1 is active" test "$(active_now)" = n1
-check "n2 is a standby in sync" eventually 10 in_sync n2
+check "n2 is a standby in sync" eventually 10 standby_in_sync n2
 check "create table t" tctl n1 db exec "CREATE TABLE t(k INTEGER PRIMARY KEY, who TEXT)"
 check "rows 1..3 before the split" \
 	tctl n1 db exec "INSERT INTO t VALUES (1, 'both'), (2, 'both'), (3, 'both')"
-check "n2 has them" eventually 5 rows_are n2 "SELECT count(*) FROM t" 3
+check "n2 has them" eventually 5 db_rows_are n2 "SELECT count(*) FROM t" 3
 check "no archive yet" test -z "$(archives)"
 check "status names no archive" field_is n1 .replication.archive null
 
@@ -108,7 +71,7 @@ check "n2 writes rows 20, 21, 22 alone" \
 partition off
 check "the higher epoch, n2, stays active" eventually 30 is n1 standby
 check "n2 is active" is n2 active
-check "n1 resyncs to a standby in sync" eventually 60 in_sync n1
+check "n1 resyncs to a standby in sync" eventually 60 standby_in_sync n1
 archive=$(archives)
 check "n1 archived one diverged database" test "$(wc -l <<<"$archive")" = 1 -a -n "$archive"
 check "named after its epoch 1 and the UTC time" \
@@ -120,11 +83,11 @@ check "the archive holds n1's split-time rows" archive_rows_are "$archive" \
 	"SELECT group_concat(k) FROM (SELECT k FROM t WHERE who = 'n1' ORDER BY k)" 10,11
 check "and the shared ones, not n2's" archive_rows_are "$archive" \
 	"SELECT group_concat(k) FROM (SELECT k FROM t ORDER BY k)" 1,2,3,10,11
-check "n1's live copy is n2's: rows 1..3 and 20..22" rows_are n1 \
+check "n1's live copy is n2's: rows 1..3 and 20..22" db_rows_are n1 \
 	"SELECT k, who FROM t ORDER BY k" "$(printf '%s\t%s\n' 1 both 2 both 3 both 20 n2 21 n2 22 n2)"
-check "both copies hash the same" same_hash
+check "both copies hash the same" same_db
 check "redundancy is ok" eventually 5 field_is n2 .redundancy ok
 check "a new write replicates to n1" tctl n2 db exec "INSERT INTO t VALUES (30, 'after')"
-check "n1 has it" eventually 5 rows_are n1 "SELECT who FROM t WHERE k = 30" after
+check "n1 has it" eventually 5 db_rows_are n1 "SELECT who FROM t WHERE k = 30" after
 check_serving n2
 lab_done

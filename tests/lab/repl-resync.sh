@@ -15,27 +15,13 @@ lab_scenario repl-resync rr-
 # The default [replication] port: the active listens, the standby connects.
 REPL_PORT=7405
 
-# in_sync NODE - NODE is a standby holding every acknowledged write.
-in_sync()
-{
-	field_is "$1" .node.state standby && field_is "$1" .replication.in_sync true
-}
-
-# rows NODE SQL - the rows of a query on NODE's copy, without the header.
-rows()
-{
-	local out
-	out=$(tctl "$1" db query "$2") || return 1
-	tail -n +2 <<<"$out"
-}
-
 # same_rows SQL [WANT] - the query gives the same rows on n1 and n2
 # (and WANT, when given).
 same_rows()
 {
 	local a b
-	a=$(rows n1 "$1") || return 1
-	b=$(rows n2 "$1") || return 1
+	a=$(db_rows n1 "$1") || return 1
+	b=$(db_rows n2 "$1") || return 1
 	[[ $a == "$b" ]] || {
 		echo "# $1: n1 has '$a', n2 has '$b'" >&2
 		return 1
@@ -44,27 +30,6 @@ same_rows()
 		echo "# $1: got '$a', want '$2'" >&2
 		return 1
 	}
-}
-
-# hash_of NODE - "HASH at EPOCH:SEQ" of NODE's copy.
-hash_of()
-{
-	tctl "$1" --json db hash | jq -er '"\(.hash) at \(.epoch):\(.seq)"'
-}
-
-same_hash()
-{
-	local a b
-	a=$(hash_of n1) || return 1
-	b=$(hash_of n2) || return 1
-	echo "# n1: $a, n2: $b" >&2
-	[[ $a == "$b" ]]
-}
-
-# count_log NODE TEXT - how many lines of NODE's tandemd log have TEXT.
-count_log()
-{
-	"$LABCTL" logs "$1" 2>/dev/null | grep -cF -- "$2"
 }
 
 # insert_batches FROM TO - transactions FROM..TO-1 on n1, 1000 rows each
@@ -114,7 +79,7 @@ slow_link()
 # Snapshots are logged at debug level.
 lab_up --token 1000 --set replication.backlog=1 --set tandem.log_level=debug
 check "n1 is active" test "$(active_now)" = n1
-check "n2 is a standby in sync" eventually 10 in_sync n2
+check "n2 is a standby in sync" eventually 10 standby_in_sync n2
 
 check "create table kv on the active" \
 	tctl n1 db exec "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT NOT NULL)"
@@ -126,7 +91,7 @@ check "insert 10 rows on the active" tctl n1 db exec "INSERT INTO kv SELECT x, '
 check "a write on the standby exits 4 and names the active n1" \
 	exec_fails 4 "writes go to the active node, n1" n2 "INSERT INTO kv VALUES (99, 'x')"
 check "the refused write changed nothing" same_rows "SELECT count(*) FROM kv" 10
-check "n2 reads k=7" test "$(rows n2 "SELECT v FROM kv WHERE k = 7")" = value-7
+check "n2 reads k=7" test "$(db_rows n2 "SELECT v FROM kv WHERE k = 7")" = value-7
 check "n2 reads all 10 rows as n1 does" same_rows "SELECT k, v FROM kv ORDER BY k"
 
 # (e) schema changes replicate in order with the data.
@@ -152,16 +117,16 @@ check "drop table t2" tctl n1 db exec "DROP TABLE t2"
 check "t2 is gone on n2" same_rows "$T2" ""
 
 SCHEMA="SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name"
-schema_before=$(rows n1 "$SCHEMA")
+schema_before=$(db_rows n1 "$SCHEMA")
 check "a table without primary key is refused (exit 1, names the table)" \
 	exec_fails 1 nopk n1 "CREATE TABLE nopk(x)"
-check "the refused DDL changed nothing on n1" test "$(rows n1 "$SCHEMA")" = "$schema_before"
+check "the refused DDL changed nothing on n1" test "$(db_rows n1 "$SCHEMA")" = "$schema_before"
 check "nor on n2" same_rows "$SCHEMA" "$schema_before"
-check "both databases hash equal" same_hash
+check "both databases hash equal" same_db
 
 # (b) the standby is away while 100 000 rows are written: it needs a snapshot.
-snaps_sent=$(count_log n1 "sending a snapshot")
-snaps_installed=$(count_log n2 "snapshot installed")
+snaps_sent=$(log_count n1 "sending a snapshot")
+snaps_installed=$(log_count n2 "snapshot installed")
 "$LABCTL" kill n2 tandemd TERM
 check "n2's tandemd stops" eventually 10 is_down n2
 check "n1 sees n2 stopped" eventually 10 field_is n1 '.peers[0].state' stopped
@@ -170,7 +135,7 @@ check "n1 acknowledges alone" eventually 5 field_is n1 .replication.alone true
 check "n1 warns that it acknowledges alone" \
 	field_like n1 '.warnings | join(" ")' '*acknowledged by this node alone*'
 check "100 transactions of 1000 rows commit on n1 alone" insert_batches 1 101
-check "n1 holds 100 010 rows" test "$(rows n1 "SELECT count(*) FROM kv")" = 100010
+check "n1 holds 100 010 rows" test "$(db_rows n1 "SELECT count(*) FROM kv")" = 100010
 check "n1 is still active" is n1 active
 
 check "shape the replication stream to n2" slow_link on
@@ -187,19 +152,19 @@ check "a switchover to the syncing n2 is refused" \
 	test "$fo_rc" = 1 -a -n "$(grep -F 'not in sync' <<<"$fo_err")"
 check "n1 stays active" is n1 active
 check "unshape the replication stream" slow_link off
-check "n2 becomes a standby in sync" eventually 60 in_sync n2
+check "n2 becomes a standby in sync" eventually 60 standby_in_sync n2
 check "n1's log mentions the snapshot it sent" \
-	test "$(count_log n1 "sending a snapshot")" -gt "$snaps_sent"
+	test "$(log_count n1 "sending a snapshot")" -gt "$snaps_sent"
 check "n2's log mentions the snapshot it installed" \
-	test "$(count_log n2 "snapshot installed")" -gt "$snaps_installed"
+	test "$(log_count n2 "snapshot installed")" -gt "$snaps_installed"
 check "n1 no longer acknowledges alone" eventually 5 field_is n1 .replication.alone false
 check "redundancy is ok again" eventually 5 field_is n1 .redundancy ok
-check "n2 holds 100 010 rows" test "$(rows n2 "SELECT count(*) FROM kv")" = 100010
-check "equal content hash and position after the snapshot" same_hash
+check "n2 holds 100 010 rows" test "$(db_rows n2 "SELECT count(*) FROM kv")" = 100010
+check "equal content hash and position after the snapshot" same_db
 
 # A short absence: 100 rows are caught up from the backlog.
-snaps_sent=$(count_log n1 "sending a snapshot")
-snaps_installed=$(count_log n2 "snapshot installed")
+snaps_sent=$(log_count n1 "sending a snapshot")
+snaps_installed=$(log_count n2 "snapshot installed")
 "$LABCTL" kill n2 tandemd TERM
 check "n2's tandemd stops again" eventually 10 is_down n2
 check "n1 acknowledges alone again" eventually 10 field_is n1 .replication.alone true
@@ -207,13 +172,13 @@ check "100 rows commit on n1 alone" tctl n1 db exec "INSERT INTO kv SELECT 20000
 	FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100)
 	SELECT x FROM c)"
 check "n2's tandemd starts again" "$LABCTL" start-daemon n2
-check "n2 catches up: a standby in sync" eventually 30 in_sync n2
+check "n2 catches up: a standby in sync" eventually 30 standby_in_sync n2
 check "no snapshot was sent for that" \
-	test "$(count_log n1 "sending a snapshot")" -eq "$snaps_sent"
+	test "$(log_count n1 "sending a snapshot")" -eq "$snaps_sent"
 check "no snapshot was installed" \
-	test "$(count_log n2 "snapshot installed")" -eq "$snaps_installed"
+	test "$(log_count n2 "snapshot installed")" -eq "$snaps_installed"
 check "n2 holds the 100 new rows" \
-	test "$(rows n2 "SELECT count(*) FROM kv WHERE v = 'small'")" = 100
-check "equal content hash and position after the catch-up" same_hash
+	test "$(db_rows n2 "SELECT count(*) FROM kv WHERE v = 'small'")" = 100
+check "equal content hash and position after the catch-up" same_db
 check_serving n1
 lab_done
