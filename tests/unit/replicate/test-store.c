@@ -1173,6 +1173,37 @@ test_checkpoint_full_and_pause(void **state)
 	assert_true(file_size(wal) <= 64 * 1024 * 1024);
 }
 
+/*
+ * A reader still on an older snapshot keeps the WAL from being folded
+ * in: the full checkpoint fails with a clear message (after the busy
+ * timeout), and the store goes on as before.
+ */
+static void
+test_checkpoint_full_blocked(void **state)
+{
+	struct pair *p = *state;
+	char err[256] = "";
+	struct store_frame f;
+	sqlite3 *reader;
+	sqlite3_stmt *st;
+
+	exec_ok(p->a, "CREATE TABLE t(k INTEGER PRIMARY KEY, v)", &f);
+	store_frame_clear(&f);
+	assert_int_equal(sqlite3_open(p->pa, &reader), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(reader, "SELECT count(*) FROM t", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW); /* its read transaction stays open */
+	exec_ok(p->a, "INSERT INTO t VALUES (1, 'x')", &f);
+	store_frame_clear(&f);
+	assert_int_equal(store_checkpoint_full(p->a, err, sizeof(err)), -EBUSY);
+	assert_non_null(strstr(err, "checkpoint"));
+	(void)sqlite3_finalize(st);
+	assert_int_equal(sqlite3_close(reader), SQLITE_OK);
+	assert_int_equal(query_int(p->a, "SELECT count(*) FROM t"), 1);
+	assert_int_equal(seq_of(p->a), 2);
+	assert_int_equal(store_checkpoint_full(p->a, err, sizeof(err)), 0);
+}
+
 static void
 test_epoch_history(void **state)
 {
@@ -1557,6 +1588,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_dml, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint_full_and_pause, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpoint_full_blocked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_multi_statement, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_empty_transaction, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ddl_in_order, setup, teardown),
