@@ -120,8 +120,17 @@ struct cached_stmt {
  * SQLite's automatic checkpoint would do it inside a commit on the event
  * loop, fsyncs included (tens of ms on a busy disk).  Started at the
  * first full WAL; stopped (joined) before the file is replaced or closed.
+ *
+ * The WAL starts over only once every frame in it is in the database
+ * file, and under steady writes the thread never gets there: new frames
+ * arrive while it copies.  So it runs again and again, each time over
+ * fewer new frames, and once what it left is at most CKPT_TAIL frames the
+ * commit's own thread copies that rest (a moment, fsyncs included), after
+ * which the next commit starts the WAL over.
  */
 #define CKPT_PAGES 1000
+#define CKPT_TAIL 256
+#define CKPT_MAX (8 * CKPT_PAGES)
 #define WAL_SIZE_LIMIT "67108864" /* bytes */
 
 struct checkpointer {
@@ -133,6 +142,8 @@ struct checkpointer {
 	bool paused;  /* store_checkpoints_pause: the database file must not change */
 	bool busy;    /* a checkpoint is running */
 	bool stop;
+	int done;     /* WAL frames in the database file after its last checkpoint */
+	bool chasing; /* wal_hook's own: the WAL passed CKPT_PAGES since it started over */
 	char *path;
 };
 
@@ -604,6 +615,7 @@ ckpt_main(void *arg)
 {
 	struct checkpointer *k = arg;
 	sqlite3 *db = NULL;
+	int done;
 
 	if (sqlite3_open_v2(k->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) ==
 	    SQLITE_OK)
@@ -618,8 +630,11 @@ ckpt_main(void *arg)
 		k->busy = true;
 		(void)pthread_mutex_unlock(&k->mu);
 		/* PASSIVE: never waits for, nor blocks, a writer or a reader. */
-		(void)sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, &done) !=
+		    SQLITE_OK)
+			done = 0;
 		(void)pthread_mutex_lock(&k->mu);
+		k->done = done;
 		k->busy = false;
 		(void)pthread_cond_broadcast(&k->cv);
 	}
@@ -638,6 +653,7 @@ ckpt_kick(struct store *s)
 		free(k->path);
 		k->path = strdup(s->path);
 		k->pending = k->stop = false;
+		k->done = 0;
 		if (k->path == NULL || pthread_create(&k->th, NULL, ckpt_main, k) != 0)
 			return false;
 		k->running = true;
@@ -711,17 +727,50 @@ store_checkpoint_full(struct store *s, char *errbuf, size_t errlen)
 	return err;
 }
 
-/* After each commit on our connections: a full WAL goes to the checkpointer. */
+/*
+ * After each commit on our connections, with the WAL at pages frames:
+ * past CKPT_PAGES, keeps the checkpointer running, one checkpoint after
+ * the other, until what it leaves behind is a tail of CKPT_TAIL frames
+ * (or the WAL reaches CKPT_MAX), and copies that tail here (see struct
+ * checkpointer).
+ */
 static int
 wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
 	struct store *s = arg;
+	struct checkpointer *k = &s->ckpt;
+	bool idle, tail;
 
 	(void)name;
-	if (pages >= CKPT_PAGES && !ckpt_kick(s)) {
+	if (pages < CKPT_PAGES) {
+		if (k->chasing) {
+			/* The WAL started over: what was copied is no longer in it. */
+			(void)pthread_mutex_lock(&k->mu);
+			k->done = 0;
+			(void)pthread_mutex_unlock(&k->mu);
+			k->chasing = false;
+		}
+		return SQLITE_OK;
+	}
+	k->chasing = true;
+	if (!k->running) {
+		if (ckpt_kick(s))
+			return SQLITE_OK;
 		/* No thread: checkpoint here, as SQLite would have. */
 		(void)sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		return SQLITE_OK;
 	}
+	(void)pthread_mutex_lock(&k->mu);
+	idle = !k->busy && !k->pending && !k->paused;
+	tail = idle && k->done > 0 && pages >= k->done &&
+	       (pages - k->done <= CKPT_TAIL || pages >= CKPT_MAX);
+	if (tail)
+		k->done = 0;
+	(void)pthread_mutex_unlock(&k->mu);
+	if (tail)
+		(void)sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	else if (idle)
+		(void)ckpt_kick(s);
 	return SQLITE_OK;
 }
 
