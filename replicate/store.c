@@ -30,7 +30,9 @@
  * which is a resync and never a merge.  A changeset for a table the
  * standby lacks is skipped silently by SQLite, so every frame carries
  * the schema hash it was captured against and the filter refuses missing
- * tables as well.
+ * tables as well.  A changeset is first applied change by change with
+ * statements kept across frames (apply_fast); only what that cannot
+ * apply as SQLite would goes to sqlite3changeset_apply_v2, which decides.
  *
  * A group commit (store_exec_batch) runs several client transactions
  * under the one session of one SQLite transaction, each in a savepoint.
@@ -124,13 +126,15 @@ struct cached_stmt {
  * The WAL starts over only once every frame in it is in the database
  * file, and under steady writes the thread never gets there: new frames
  * arrive while it copies.  So it runs again and again, each time over
- * fewer new frames, and once what it left is at most CKPT_TAIL frames the
- * commit's own thread copies that rest (a moment, fsyncs included), after
- * which the next commit starts the WAL over.
+ * fewer new frames, and once what it left is at most CKPT_TAIL frames (or,
+ * when it does not get there, once the WAL holds CKPT_MAX: then what it
+ * left is what came during its last run) the commit's own thread copies
+ * that rest (a moment, fsyncs included), after which the next commit
+ * starts the WAL over.
  */
 #define CKPT_PAGES 1000
 #define CKPT_TAIL 256
-#define CKPT_MAX (8 * CKPT_PAGES)
+#define CKPT_MAX (2 * CKPT_PAGES)
 #define WAL_SIZE_LIMIT "67108864" /* bytes */
 
 struct checkpointer {
@@ -145,6 +149,34 @@ struct checkpointer {
 	int done;     /* WAL frames in the database file after its last checkpoint */
 	bool chasing; /* wal_hook's own: the WAL passed CKPT_PAGES since it started over */
 	char *path;
+};
+
+/*
+ * The apply connection's fast path (apply_fast): what it knows of each
+ * table changed lately, read at schema cookie `cookie`, and its statements.
+ */
+#define FAST_UPDATES 8
+#define FAST_PASSES 16 /* over a changeset, retries included */
+
+struct fast_table {
+	char *name;
+	int n_cols;
+	unsigned char *pk; /* n_cols flags: a primary-key column */
+	char **cols;       /* n_cols names */
+	sqlite3_stmt *ins;
+	sqlite3_stmt *del;
+	struct cached_stmt upd[FAST_UPDATES]; /* by text, one per set of columns changed */
+	size_t next_upd;
+};
+
+struct fast {
+	int64_t cookie;
+	struct fast_table *t;
+	size_t n;
+	sqlite3_stmt *info;
+	sqlite3_stmt *sp_begin;
+	sqlite3_stmt *sp_release;
+	sqlite3_stmt *sp_rollback;
 };
 
 struct store {
@@ -168,6 +200,8 @@ struct store {
 	/* store_apply's filter and conflict handler state. */
 	bool apply_missing_table;
 	unsigned apply_conflicts;
+	struct fast fast;
+	uint64_t applied_fast, applied_full;
 
 	char errmsg[512];
 };
@@ -532,13 +566,48 @@ schema_get(struct store *s, struct conn *c, uint64_t *ret, int64_t *cookie)
 }
 
 static void
+stmts_clear(struct cached_stmt *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		(void)sqlite3_finalize(c[i].st);
+		free(c[i].sql);
+		c[i] = (struct cached_stmt){0};
+	}
+}
+
+/* Forgets the tables of the fast path (their shape may have changed). */
+static void
+fast_tables_clear(struct fast *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		struct fast_table *t = &f->t[i];
+
+		for (int j = 0; j < t->n_cols; j++)
+			free(t->cols[j]);
+		free(t->cols);
+		free(t->pk);
+		free(t->name);
+		(void)sqlite3_finalize(t->ins);
+		(void)sqlite3_finalize(t->del);
+		stmts_clear(t->upd, FAST_UPDATES);
+	}
+	free(f->t);
+	f->t = NULL;
+	f->n = 0;
+	f->cookie = -1;
+}
+
+/* The statements kept for both connections; before they are closed. */
+static void
 cache_clear(struct store *s)
 {
-	for (size_t i = 0; i < STMT_CACHE; i++) {
-		(void)sqlite3_finalize(s->cache[i].st);
-		free(s->cache[i].sql);
-		s->cache[i] = (struct cached_stmt){0};
-	}
+	stmts_clear(s->cache, STMT_CACHE);
+	fast_tables_clear(&s->fast);
+	(void)sqlite3_finalize(s->fast.info);
+	(void)sqlite3_finalize(s->fast.sp_begin);
+	(void)sqlite3_finalize(s->fast.sp_release);
+	(void)sqlite3_finalize(s->fast.sp_rollback);
+	s->fast = (struct fast){.cookie = -1};
 }
 
 static void
@@ -864,6 +933,7 @@ store_open(const char *path, char **ret_err)
 	if (!s)
 		return NULL;
 	s->mode = AUTH_INTERNAL;
+	s->fast.cookie = -1;
 	(void)pthread_mutex_init(&s->ckpt.mu, NULL);
 	(void)pthread_cond_init(&s->ckpt.cv, NULL);
 	s->path = strdup(path);
@@ -1778,10 +1848,342 @@ apply_ddl(struct store *s, const struct store_part *p)
 			return err;
 		}
 		(void)sqlite3_finalize(st);
+		fast_tables_clear(&s->fast);
 		if (!tail || tail <= sql)
 			break;
 		sql = tail;
 	}
+	return 0;
+}
+
+/* Steps st once and resets it; the step's result code. */
+static int
+step_once(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	(void)sqlite3_reset(st);
+	(void)sqlite3_clear_bindings(st);
+	return rc;
+}
+
+/* Prepares the text of str (finished here) on the apply connection, or NULL. */
+static sqlite3_stmt *
+fast_prepare(struct store *s, sqlite3_str *str)
+{
+	sqlite3_stmt *st = NULL;
+	char *sql = sqlite3_str_finish(str);
+
+	if (sql == NULL || sqlite3_prepare_v3(s->a.db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+	                       NULL) != SQLITE_OK) {
+		(void)sqlite3_finalize(st);
+		st = NULL;
+	}
+	sqlite3_free(sql);
+	return st;
+}
+
+/* Reads table name's columns and prepares its INSERT and DELETE; false if it cannot. */
+static bool
+fast_table_load(struct store *s, struct fast_table *t, const char *name)
+{
+	sqlite3_str *ins, *del;
+	int rc, n = 0;
+
+	if (!s->fast.info &&
+	    sqlite3_prepare_v3(s->a.db, "SELECT name, pk FROM pragma_table_info(?1, 'main')", -1,
+	        SQLITE_PREPARE_PERSISTENT, &s->fast.info, NULL) != SQLITE_OK)
+		return false;
+	t->name = strdup(name);
+	if (!t->name)
+		return false;
+	(void)sqlite3_bind_text(s->fast.info, 1, name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s->fast.info)) == SQLITE_ROW) {
+		const char *col = (const char *)sqlite3_column_text(s->fast.info, 0);
+		char **cols = realloc(t->cols, (size_t)(n + 1) * sizeof(*cols));
+		unsigned char *pk = realloc(t->pk, (size_t)(n + 1));
+
+		if (cols)
+			t->cols = cols;
+		if (pk)
+			t->pk = pk;
+		if (!cols || !pk || !col || !(t->cols[n] = strdup(col)))
+			break;
+		t->pk[n] = sqlite3_column_int(s->fast.info, 1) > 0;
+		t->n_cols = ++n;
+	}
+	(void)sqlite3_reset(s->fast.info);
+	(void)sqlite3_clear_bindings(s->fast.info);
+	if (rc != SQLITE_DONE || n == 0)
+		return false; /* a table we lack: the full path says so */
+
+	ins = sqlite3_str_new(s->a.db);
+	del = sqlite3_str_new(s->a.db);
+	sqlite3_str_appendf(ins, "INSERT INTO main.\"%w\" VALUES (", name);
+	sqlite3_str_appendf(del, "DELETE FROM main.\"%w\" WHERE ", name);
+	for (int i = 0; i < n; i++) {
+		sqlite3_str_appendf(ins, "%s?%d", i ? ", " : "", i + 1);
+		sqlite3_str_appendf(del, "%s\"%w\" IS ?%d", i ? " AND " : "", t->cols[i], i + 1);
+	}
+	sqlite3_str_appendall(ins, ")");
+	t->ins = fast_prepare(s, ins);
+	t->del = fast_prepare(s, del);
+	return t->ins && t->del;
+}
+
+/* The fast path's table name, read now if need be; NULL if it cannot be used. */
+static struct fast_table *
+fast_table(struct store *s, const char *name)
+{
+	struct fast *f = &s->fast;
+	struct fast_table *t;
+
+	for (size_t i = 0; i < f->n; i++)
+		if (strcmp(f->t[i].name, name) == 0)
+			return f->t[i].ins ? &f->t[i] : NULL;
+	t = realloc(f->t, (f->n + 1) * sizeof(*t));
+	if (!t)
+		return NULL;
+	f->t = t;
+	t = &f->t[f->n++];
+	*t = (struct fast_table){0};
+	/* A table that cannot be used stays listed, without statements. */
+	if (!fast_table_load(s, t, name)) {
+		if (!t->name) {
+			f->n--;
+			return NULL;
+		}
+		(void)sqlite3_finalize(t->ins);
+		(void)sqlite3_finalize(t->del);
+		t->ins = t->del = NULL;
+		return NULL;
+	}
+	return t;
+}
+
+/* The UPDATE of t that sets the columns with a new value in it, kept by its text. */
+static sqlite3_stmt *
+fast_update(struct store *s, struct fast_table *t, sqlite3_changeset_iter *it)
+{
+	sqlite3_str *str = sqlite3_str_new(s->a.db);
+	struct cached_stmt *c;
+	sqlite3_value *v;
+	bool first = true;
+	char *sql;
+	size_t len;
+
+	sqlite3_str_appendf(str, "UPDATE main.\"%w\" SET ", t->name);
+	for (int i = 0; i < t->n_cols; i++) {
+		if (sqlite3changeset_new(it, i, &v) != SQLITE_OK || !v)
+			continue;
+		sqlite3_str_appendf(str, "%s\"%w\" = ?%d", first ? "" : ", ", t->cols[i], i + 1);
+		first = false;
+	}
+	if (first) /* nothing set: the row must still be there */
+		sqlite3_str_appendf(str, "\"%w\" = \"%w\"", t->cols[0], t->cols[0]);
+	first = true;
+	for (int i = 0; i < t->n_cols; i++) {
+		if (sqlite3changeset_old(it, i, &v) != SQLITE_OK || !v)
+			continue;
+		sqlite3_str_appendf(str, "%s\"%w\" IS ?%d", first ? " WHERE " : " AND ", t->cols[i],
+		    t->n_cols + i + 1);
+		first = false;
+	}
+	sql = sqlite3_str_finish(str);
+	if (!sql)
+		return NULL;
+	len = strlen(sql);
+	for (size_t i = 0; i < FAST_UPDATES; i++) {
+		if (t->upd[i].st && t->upd[i].len == len && memcmp(t->upd[i].sql, sql, len) == 0) {
+			sqlite3_free(sql);
+			return t->upd[i].st;
+		}
+	}
+	c = &t->upd[t->next_upd++ % FAST_UPDATES];
+	stmts_clear(c, 1);
+	c->sql = strdup(sql);
+	if (c->sql && sqlite3_prepare_v3(
+	                  s->a.db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->st, NULL) == SQLITE_OK) {
+		c->len = len;
+	} else {
+		stmts_clear(c, 1);
+	}
+	sqlite3_free(sql);
+	return c->st;
+}
+
+/* What became of one change on the fast path. */
+enum fast_result {
+	FAST_DONE,  /* applied as SQLite's apply would have */
+	FAST_RETRY, /* met a constraint (UNIQUE) that a later change may lift */
+	FAST_NO,    /* anything else: SQLite's apply must decide */
+};
+
+/*
+ * Binds to st the values of the change (new ones at ?1.., old ones after
+ * them) and runs it: done if it did exactly what the change says, one row
+ * inserted, or one row with every old value the change holds updated or
+ * deleted.
+ */
+static enum fast_result
+fast_run(struct store *s, struct fast_table *t, sqlite3_changeset_iter *it, sqlite3_stmt *st,
+    bool use_new, bool use_old)
+{
+	sqlite3_value *v;
+	int rc;
+
+	for (int i = 0; i < t->n_cols; i++) {
+		if (use_new && sqlite3changeset_new(it, i, &v) == SQLITE_OK && v &&
+		    sqlite3_bind_value(st, i + 1, v) != SQLITE_OK)
+			break;
+		if (use_old && sqlite3changeset_old(it, i, &v) == SQLITE_OK && v &&
+		    sqlite3_bind_value(st, (use_new ? t->n_cols : 0) + i + 1, v) != SQLITE_OK)
+			break;
+	}
+	rc = step_once(st);
+	if (rc == SQLITE_DONE)
+		return sqlite3_changes(s->a.db) == 1 ? FAST_DONE : FAST_NO;
+	return (rc & 0xff) == SQLITE_CONSTRAINT ? FAST_RETRY : FAST_NO;
+}
+
+/* Applies the change at it as SQLite's own apply would. */
+static enum fast_result
+fast_change(struct store *s, sqlite3_changeset_iter *it)
+{
+	struct fast_table *t;
+	const char *name;
+	unsigned char *pk;
+	int n, op, indirect, n_pk;
+	sqlite3_value *v;
+
+	if (sqlite3changeset_op(it, &name, &n, &op, &indirect) != SQLITE_OK ||
+	    sqlite3changeset_pk(it, &pk, &n_pk) != SQLITE_OK || !(t = fast_table(s, name)) ||
+	    t->n_cols != n || n_pk != n)
+		return FAST_NO;
+	for (int i = 0; i < n; i++) {
+		if (!pk[i] != !t->pk[i])
+			return FAST_NO;
+		/* The key's old values say which row (an insert has none). */
+		if (pk[i] && op != SQLITE_INSERT &&
+		    (sqlite3changeset_old(it, i, &v) != SQLITE_OK || !v))
+			return FAST_NO;
+		if (op == SQLITE_INSERT && (sqlite3changeset_new(it, i, &v) != SQLITE_OK || !v))
+			return FAST_NO;
+		if (op == SQLITE_DELETE && (sqlite3changeset_old(it, i, &v) != SQLITE_OK || !v))
+			return FAST_NO;
+	}
+	switch (op) {
+	case SQLITE_INSERT:
+		return fast_run(s, t, it, t->ins, true, false);
+	case SQLITE_DELETE:
+		return fast_run(s, t, it, t->del, false, true);
+	case SQLITE_UPDATE: {
+		sqlite3_stmt *st = fast_update(s, t, it);
+
+		return st ? fast_run(s, t, it, st, true, true) : FAST_NO;
+	}
+	default:
+		return FAST_NO;
+	}
+}
+
+/*
+ * One pass over the changeset p: applies the changes whose ordinal is in
+ * retry[0..*n_retry) (all of them when retry is NULL) and leaves in retry
+ * those that met a constraint.  False if a change could not be applied.
+ */
+static bool
+fast_pass(struct store *s, const struct store_part *p, int **retry, size_t *n_retry)
+{
+	sqlite3_changeset_iter *it = NULL;
+	int *todo = *retry, *again = NULL;
+	size_t n_todo = *n_retry, n_again = 0, next = 0;
+	bool ok = true;
+	int rc = SQLITE_DONE;
+
+	if (sqlite3changeset_start(&it, (int)p->len, p->data) != SQLITE_OK) {
+		ok = false;
+	} else {
+		for (int i = 0; ok && (rc = sqlite3changeset_next(it)) == SQLITE_ROW; i++) {
+			enum fast_result r;
+			int *more;
+
+			if (todo) {
+				if (next == n_todo || todo[next] != i)
+					continue;
+				next++;
+			}
+			r = fast_change(s, it);
+			if (r == FAST_NO)
+				ok = false;
+			else if (r == FAST_RETRY &&
+			         (more = realloc(again, (n_again + 1) * sizeof(*again))) != NULL)
+				(again = more)[n_again++] = i;
+			else if (r == FAST_RETRY)
+				ok = false;
+		}
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+			ok = false;
+	}
+	if (sqlite3changeset_finalize(it) != SQLITE_OK)
+		ok = false;
+	free(todo);
+	*retry = again;
+	*n_retry = n_again;
+	return ok;
+}
+
+/*
+ * The fast path of apply_changeset: applies the changeset change by
+ * change with statements kept from one frame to the next, inside a
+ * savepoint.  SQLite's own apply prepares its statements again for every
+ * changeset and, by turning a pragma on and off, makes every statement of
+ * the connection be prepared again; that was most of the cost of a frame.
+ * A change that meets a constraint (a UNIQUE value that another row of
+ * the changeset gives up) is tried again after the others, for as long as
+ * that gets further (FAST_PASSES at most): a changeset holds each row's
+ * final state, so in whatever order they all apply, the result is the
+ * active's.
+ * Returns 0 when every change did what it says; 1 when one did not (a
+ * conflict, a missing table): everything is undone and the caller applies
+ * the changeset the full way, which decides; -errno when the transaction
+ * itself failed.
+ */
+static int
+apply_fast(struct store *s, const struct store_part *p)
+{
+	struct fast *f = &s->fast;
+	int *retry = NULL;
+	size_t n_retry = 0, before;
+	bool ok;
+
+	if (!f->sp_begin &&
+	    (sqlite3_prepare_v3(s->a.db, "SAVEPOINT tandem_cs", -1, SQLITE_PREPARE_PERSISTENT,
+	         &f->sp_begin, NULL) != SQLITE_OK ||
+	        sqlite3_prepare_v3(s->a.db, "RELEASE tandem_cs", -1, SQLITE_PREPARE_PERSISTENT,
+	            &f->sp_release, NULL) != SQLITE_OK ||
+	        sqlite3_prepare_v3(s->a.db, "ROLLBACK TO tandem_cs", -1, SQLITE_PREPARE_PERSISTENT,
+	            &f->sp_rollback, NULL) != SQLITE_OK)) {
+		(void)sqlite3_finalize(f->sp_begin);
+		(void)sqlite3_finalize(f->sp_release);
+		f->sp_begin = f->sp_release = NULL;
+		return 1;
+	}
+	if (step_once(f->sp_begin) != SQLITE_DONE)
+		return 1;
+	ok = fast_pass(s, p, &retry, &n_retry);
+	for (int pass = 1; ok && n_retry > 0; pass++) {
+		before = n_retry;
+		ok = pass < FAST_PASSES && fast_pass(s, p, &retry, &n_retry) && n_retry < before;
+	}
+	free(retry);
+	if (!ok)
+		(void)step_once(f->sp_rollback);
+	if (step_once(f->sp_release) != SQLITE_DONE || sqlite3_get_autocommit(s->a.db))
+		return fail(s, -EIO, "the apply transaction ended: %s", sqlite3_errmsg(s->a.db));
+	if (!ok)
+		return 1;
+	s->applied_fast++;
 	return 0;
 }
 
@@ -1792,6 +2194,9 @@ apply_changeset(struct store *s, const struct store_part *p)
 
 	if (p->len > (size_t)INT32_MAX)
 		return fail(s, -E2BIG, "changeset of %zu bytes", p->len);
+	if ((rc = apply_fast(s, p)) <= 0)
+		return rc;
+	s->applied_full++;
 	s->apply_missing_table = false;
 	s->apply_conflicts = 0;
 	rc = sqlite3changeset_apply_v2(s->a.db, (int)p->len, p->data, apply_filter, apply_conflict,
@@ -1897,6 +2302,10 @@ apply_frames(struct store *s, const struct store_frame *frames, size_t n, bool s
 	if ((err = read_position(s, &s->a, &at.epoch, &at.seq)) ||
 	    (err = schema_get(s, &s->a, &at.hash, &at.cookie)))
 		goto fail;
+	if (at.cookie != s->fast.cookie) {
+		fast_tables_clear(&s->fast);
+		s->fast.cookie = at.cookie;
+	}
 	for (size_t i = 0; i < n; i++) {
 		err = apply_frame(s, &frames[i], &at);
 		if (err == -EALREADY && skip_duplicates && applied == 0)
@@ -1927,6 +2336,13 @@ apply_frames(struct store *s, const struct store_frame *frames, size_t n, bool s
 fail:
 	rollback(s, &s->a);
 	return err;
+}
+
+void
+store_apply_counts(const struct store *s, uint64_t *ret_fast, uint64_t *ret_full)
+{
+	*ret_fast = s->applied_fast;
+	*ret_full = s->applied_full;
 }
 
 int

@@ -236,6 +236,15 @@ int store_apply_batch(
     struct store *s, const struct store_frame *frames, size_t n, size_t *ret_applied);
 
 /*
+ * How many changesets s applied since it was opened by its fast path
+ * (statements kept across frames, change by change) and by SQLite's own
+ * apply (the fast path could not apply them as that apply would, which
+ * then decided: conflicts, missing tables, constraints met only in
+ * another order).
+ */
+void store_apply_counts(const struct store *s, uint64_t *ret_fast, uint64_t *ret_full);
+
+/*
  * The history of epochs: the database records, in the same transaction,
  * the seq at which each epoch began (store_set_epoch on a promotion; the
  * first frame of a newer epoch on a standby), so a copy of the file knows

@@ -159,6 +159,112 @@ raw_exec(const char *path, const char *sql)
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
 
+/* The changesets B applied by its fast path and by SQLite's own apply. */
+static void
+counts_of(struct store *s, uint64_t *fast, uint64_t *full)
+{
+	store_apply_counts(s, fast, full);
+}
+
+/*
+ * Ordinary frames take the fast path, and leave B as SQLite's own apply
+ * would: inserts, updates of some columns, of the key, deletes, several
+ * tables and a composite key of text and integer in one frame, every
+ * type of value, NULL included.
+ */
+static void
+test_apply_fast(void **state)
+{
+	struct pair *p = *state;
+	uint64_t fast, full, fast0, full0;
+
+	ship(p, "CREATE TABLE a(k INTEGER PRIMARY KEY, t TEXT, r REAL, b BLOB, n);"
+	        "CREATE TABLE c(x TEXT NOT NULL, y INTEGER NOT NULL, v, PRIMARY KEY (x, y))"
+	        " WITHOUT ROWID");
+	counts_of(p->b, &fast0, &full0);
+	ship(p, "INSERT INTO a VALUES (1, 'one', 1.5, x'00ff', NULL), (2, 'two', -2.0, x'', 7)");
+	ship(p, "INSERT INTO c VALUES ('p', 1, 'v1'), ('p', 2, NULL), ('q', 1, 3.25)");
+	ship(p, "UPDATE a SET t = 'uno' WHERE k = 1; UPDATE c SET v = 'w' WHERE x = 'p'");
+	ship(p, "UPDATE a SET r = NULL, n = 'n' WHERE k = 2; DELETE FROM c WHERE y = 2");
+	ship(p, "UPDATE a SET k = 10 WHERE k = 1; UPDATE c SET x = 'z' WHERE x = 'q'");
+	ship(p, "DELETE FROM a WHERE k = 2; INSERT INTO a(k, t) VALUES (3, 'three')");
+	counts_of(p->b, &fast, &full);
+	assert_int_equal(full, full0);
+	assert_int_equal(fast - fast0, 6);
+	assert_int_equal(query_int(p->b, "SELECT count(*) FROM a WHERE k IN (3, 10)"), 2);
+	assert_int_equal(query_int(p->b, "SELECT count(*) FROM c WHERE x = 'z'"), 1);
+}
+
+/*
+ * A chain of UNIQUE values moved along in one transaction applies in
+ * either direction: a change that meets the constraint first is tried
+ * again after the others (SQLite's own apply, with a handler that aborts
+ * on every conflict, refused one of the two as a divergence).  A row the
+ * standby changed on its own is still refused, by SQLite's apply.
+ */
+static void
+test_apply_fast_falls_back(void **state)
+{
+	struct pair *p = *state;
+	struct store_frame f;
+	uint64_t fast, full, fast0, full0;
+
+	ship(p, "CREATE TABLE u(k INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE);"
+	        "INSERT INTO u VALUES (1, 'a'), (2, 'b'), (3, 'c')");
+	counts_of(p->b, &fast0, &full0);
+	ship(p, "UPDATE u SET v = 'd' WHERE k = 3; UPDATE u SET v = 'c' WHERE k = 2;"
+	        "UPDATE u SET v = 'b' WHERE k = 1");
+	ship(p, "UPDATE u SET v = 'a' WHERE k = 1; UPDATE u SET v = 'b' WHERE k = 2;"
+	        "UPDATE u SET v = 'c' WHERE k = 3");
+	counts_of(p->b, &fast, &full);
+	assert_int_equal(full, full0);
+	assert_int_equal(fast - fast0, 2);
+	assert_int_equal(query_int(p->b, "SELECT k FROM u WHERE v = 'c'"), 3);
+
+	/* A row B changed on its own: the fast path backs out, SQLite refuses. */
+	raw_exec(p->pb, "UPDATE u SET v = 'mine' WHERE k = 2");
+	exec_ok(p->a, "UPDATE u SET v = 'z' WHERE k = 2", &f);
+	assert_int_equal(store_apply(p->b, &f), -ESTALE);
+	assert_non_null(strstr(store_errmsg(p->b), "diverged"));
+	assert_int_equal(query_int(p->b, "SELECT count(*) FROM u WHERE v = 'mine'"), 1);
+	store_frame_clear(&f);
+	counts_of(p->b, &fast, &full);
+	assert_int_equal(full - full0, 1);
+}
+
+/*
+ * What the fast path knows of a table follows schema changes, whether
+ * they come in a frame or were made by this node's own writer: a column
+ * added, a table dropped and made again with other columns.
+ */
+static void
+test_apply_fast_schema(void **state)
+{
+	struct pair *p = *state;
+	struct store_frame f;
+	uint64_t fast, full, full0;
+
+	ship(p, "CREATE TABLE t(k INTEGER PRIMARY KEY, v)");
+	ship(p, "INSERT INTO t VALUES (1, 'a')");
+	counts_of(p->b, &fast, &full0);
+	ship(p, "ALTER TABLE t ADD COLUMN w; UPDATE t SET w = 'new' WHERE k = 1");
+	ship(p, "INSERT INTO t VALUES (2, 'b', 'c')");
+	ship(p, "DROP TABLE t; CREATE TABLE t(name TEXT PRIMARY KEY NOT NULL, k, v, w)");
+	ship(p, "INSERT INTO t VALUES ('n', 1, 2, 3)");
+	ship(p, "UPDATE t SET w = 4 WHERE name = 'n'");
+	counts_of(p->b, &fast, &full);
+	assert_int_equal(full, full0);
+
+	/* A frame undone (its schema too) leaves nothing behind in what it read. */
+	exec_ok(p->a, "CREATE TABLE g(k INTEGER PRIMARY KEY, v); INSERT INTO g VALUES (1, 1)", &f);
+	f.schema_after ^= 1;
+	assert_int_equal(store_apply(p->b, &f), -ESTALE);
+	f.schema_after ^= 1;
+	assert_int_equal(store_apply(p->b, &f), 0);
+	store_frame_clear(&f);
+	assert_true(hash_of(p->a) == hash_of(p->b));
+}
+
 static void
 test_dml(void **state)
 {
@@ -1622,6 +1728,9 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_dml, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_apply_fast, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_apply_fast_falls_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_apply_fast_schema, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoints_steady, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint_full_and_pause, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint_full_blocked, setup, teardown),
