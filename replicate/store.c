@@ -130,7 +130,9 @@ struct cached_stmt {
  * when it does not get there, once the WAL holds CKPT_MAX: then what it
  * left is what came during its last run) the commit's own thread copies
  * that rest (a moment, fsyncs included), after which the next commit
- * starts the WAL over.
+ * starts the WAL over.  An owner with an event loop that cannot wait even
+ * that moment takes the tail over (store_checkpoint_hand_over): it holds
+ * its commits while the thread copies the rest.
  */
 #define CKPT_PAGES 1000
 #define CKPT_TAIL 256
@@ -146,8 +148,11 @@ struct checkpointer {
 	bool paused;  /* store_checkpoints_pause: the database file must not change */
 	bool busy;    /* a checkpoint is running */
 	bool stop;
-	int done;     /* WAL frames in the database file after its last checkpoint */
-	bool chasing; /* wal_hook's own: the WAL passed CKPT_PAGES since it started over */
+	int done;       /* WAL frames in the database file after its last checkpoint */
+	bool chasing;   /* wal_hook's own: the WAL passed CKPT_PAGES since it started over */
+	bool hand_over; /* store_checkpoint_hand_over: the owner holds commits for the tail */
+	bool due;       /* the tail is due (hand_over) */
+	bool finishing; /* store_checkpoint_finish: the thread copies the tail */
 	char *path;
 };
 
@@ -705,6 +710,7 @@ ckpt_main(void *arg)
 		(void)pthread_mutex_lock(&k->mu);
 		k->done = done;
 		k->busy = false;
+		k->finishing = false;
 		(void)pthread_cond_broadcast(&k->cv);
 	}
 	(void)pthread_mutex_unlock(&k->mu);
@@ -748,6 +754,51 @@ ckpt_stop(struct store *s)
 	(void)pthread_mutex_unlock(&k->mu);
 	(void)pthread_join(k->th, NULL);
 	k->running = false;
+	k->due = k->finishing = false;
+}
+
+void
+store_checkpoint_hand_over(struct store *s)
+{
+	s->ckpt.hand_over = true;
+}
+
+bool
+store_checkpoint_due(struct store *s)
+{
+	struct checkpointer *k = &s->ckpt;
+	bool due;
+
+	(void)pthread_mutex_lock(&k->mu);
+	due = k->due && !k->finishing && !k->paused && !k->busy && !k->pending;
+	(void)pthread_mutex_unlock(&k->mu);
+	return due;
+}
+
+void
+store_checkpoint_finish(struct store *s)
+{
+	struct checkpointer *k = &s->ckpt;
+
+	(void)pthread_mutex_lock(&k->mu);
+	if (k->due && !k->finishing && !k->paused && !k->busy && !k->pending) {
+		k->due = false;
+		k->finishing = k->pending = true;
+		(void)pthread_cond_signal(&k->cv);
+	}
+	(void)pthread_mutex_unlock(&k->mu);
+}
+
+bool
+store_checkpoint_finishing(struct store *s)
+{
+	struct checkpointer *k = &s->ckpt;
+	bool finishing;
+
+	(void)pthread_mutex_lock(&k->mu);
+	finishing = k->finishing;
+	(void)pthread_mutex_unlock(&k->mu);
+	return finishing;
 }
 
 void
@@ -835,6 +886,11 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 	       (pages - k->done <= CKPT_TAIL || pages >= CKPT_MAX);
 	if (tail)
 		k->done = 0;
+	if (tail && k->hand_over) {
+		/* The owner stops committing and has the thread copy it. */
+		k->due = true;
+		tail = idle = false;
+	}
 	(void)pthread_mutex_unlock(&k->mu);
 	if (tail)
 		(void)sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);

@@ -294,6 +294,21 @@ void store_checkpoints_pause(struct store *s, bool pause);
 int store_checkpoint_full(struct store *s, char *err, size_t errlen);
 
 /*
+ * The last part of a checkpoint under steady commits, the WAL's tail that
+ * the checkpointer thread leaves behind it, is copied by a commit itself
+ * (fsyncs included: milliseconds).  After store_checkpoint_hand_over,
+ * the commit only marks it due instead: store_checkpoint_due says so, the
+ * owner then stops committing, calls store_checkpoint_finish, and commits
+ * again once store_checkpoint_finishing is false (the thread copied the
+ * tail; the next commit starts the WAL over).  Any thread may ask; the
+ * three calls take the checkpointer's lock.
+ */
+void store_checkpoint_hand_over(struct store *s);
+bool store_checkpoint_due(struct store *s);
+void store_checkpoint_finish(struct store *s);
+bool store_checkpoint_finishing(struct store *s);
+
+/*
  * Closes fd on a thread of its own.  The last close of a deleted file
  * frees its blocks, which for a database of a GiB takes a third of a
  * second: never on the event loop.  Closes at once if no thread starts.

@@ -1233,6 +1233,59 @@ test_checkpoints_steady(void **state)
 	assert_true(hash_of(p->a) == hash_of(p->b));
 }
 
+/* The frames in the WAL of the database at path (read with a connection of its own). */
+static int
+wal_frames(const char *path)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int frames = -1;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	/* PASSIVE: returns (busy, frames in the WAL, frames copied). */
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(PASSIVE)", -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		frames = sqlite3_column_int(st, 1);
+	(void)sqlite3_finalize(st);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	return frames;
+}
+
+/*
+ * Handed over, a commit never copies the WAL's tail itself: it becomes
+ * due, and once the owner (committing nothing) had the checkpointer
+ * finish it, the next commit starts the WAL over.
+ */
+static void
+test_checkpoint_hand_over(void **state)
+{
+	struct pair *p = *state;
+	struct store_frame f;
+	int i;
+
+	store_checkpoint_hand_over(p->a);
+	assert_false(store_checkpoint_due(p->a));
+	store_checkpoint_finish(p->a); /* not due: nothing to do */
+	assert_false(store_checkpoint_finishing(p->a));
+	exec_ok(p->a, "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)", &f);
+	store_frame_clear(&f);
+	for (i = 0; i < 20000 && !store_checkpoint_due(p->a); i++) {
+		exec_ok(p->a, "INSERT INTO kv(v) VALUES ('0123456789012345678901234567')", &f);
+		store_frame_clear(&f);
+	}
+	assert_true(store_checkpoint_due(p->a));
+	assert_true(wal_frames(p->pa) >= 1000);
+	store_checkpoint_finish(p->a);
+	assert_false(store_checkpoint_due(p->a));
+	for (i = 0; i < 1000 && store_checkpoint_finishing(p->a); i++)
+		(void)usleep(10000);
+	assert_false(store_checkpoint_finishing(p->a));
+	exec_ok(p->a, "INSERT INTO kv(v) VALUES ('after')", &f);
+	store_frame_clear(&f);
+	assert_true(wal_frames(p->pa) < 10);
+}
+
 /* Copies the file at path to dest, byte for byte. */
 static void
 copy_file(const char *path, const char *dest)
@@ -1732,6 +1785,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_apply_fast_falls_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_apply_fast_schema, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoints_steady, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpoint_hand_over, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint_full_and_pause, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint_full_blocked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_multi_statement, setup, teardown),
