@@ -83,6 +83,8 @@
 #define INPUT_FRAMES 1024
 #define INPUT_CHUNKS 2
 #define COMMIT_MAX 1024
+/* How often a hold for the WAL's tail looks whether the copy is done. */
+#define CKPT_POLL_NS (500 * 1000)
 #define ERR_LEN 256
 
 /* What an active sends its standby, in order. */
@@ -241,6 +243,9 @@ struct replicate {
 	qb_loop_timer_handle reconnect_timer, timeout_timer;
 	bool pump_job, input_job, event_job;
 	qb_loop_timer_handle commit_timer, pump_timer, input_timer, event_timer;
+	/* Commits and input held while the checkpointer copies the WAL's tail. */
+	bool ckpt_on;
+	qb_loop_timer_handle ckpt_timer;
 	bool emitted_in_sync;
 	enum replicate_link emitted_link;
 
@@ -621,6 +626,49 @@ req_answer(struct req *q, int rc, const char *error)
 }
 
 static void commit_job(void *data);
+static void input_later(struct replicate *r);
+
+/* ---- the WAL's tail ---- */
+
+static void
+ckpt_poll(void *data)
+{
+	struct replicate *r = data;
+
+	r->ckpt_on = false;
+	if (store_checkpoint_finishing(r->store) &&
+	    qb_loop_timer_add(r->loop, QB_LOOP_HIGH, CKPT_POLL_NS, r, ckpt_poll, &r->ckpt_timer) ==
+	        0) {
+		r->ckpt_on = true;
+		return;
+	}
+	if (r->queue != NULL)
+		defer(r, &r->commit_job, &r->commit_timer, QB_LOOP_HIGH, commit_job);
+	input_later(r);
+}
+
+/*
+ * Whether commits and applies wait now: the store handed the WAL's tail
+ * over (store_checkpoint_hand_over), which the checkpointer copies while
+ * nothing is committed, so that no step of the loop waits for its fsyncs.
+ * Starts that copy when it is due; ckpt_poll goes on once it is done.
+ */
+static bool
+ckpt_hold(struct replicate *r)
+{
+	if (!store_checkpoint_finishing(r->store)) {
+		if (!store_checkpoint_due(r->store))
+			return false;
+		store_checkpoint_finish(r->store);
+		if (!store_checkpoint_finishing(r->store))
+			return false;
+	}
+	if (!r->ckpt_on && qb_loop_timer_add(r->loop, QB_LOOP_HIGH, CKPT_POLL_NS, r, ckpt_poll,
+	                       &r->ckpt_timer) == 0)
+		r->ckpt_on = true;
+	/* Without the timer nothing would go on: commit (the copy then ends later). */
+	return r->ckpt_on;
+}
 
 /* Answers waiting commits up to seq (all of them for UINT64_MAX) with rc. */
 static void
@@ -1547,6 +1595,8 @@ conn_process(struct conn *c)
 	bool applied = false, more = false;
 	uint64_t cid = c->id;
 
+	if (ckpt_hold(r))
+		return; /* what arrives meanwhile waits in the reader */
 	if (r->batch == NULL && (r->batch = calloc(1, sizeof(*r->batch))) == NULL) {
 		conn_close(c, WIRE_ERR_APPLY, "cannot buffer frames: %s", strerror(ENOMEM));
 		return;
@@ -1853,6 +1903,8 @@ commit_job(void *data)
 	 */
 	if (r->active && (r->waiting != NULL || r->make != NULL))
 		return;
+	if (ckpt_hold(r))
+		return;
 	/* Take up to COMMIT_MAX requests. */
 	batch = r->queue;
 	tail = &r->queue;
@@ -2059,6 +2111,7 @@ replicate_new(qb_loop_t *loop, const struct replicate_config *cfg, replicate_eve
 		errno = saved;
 		goto fail;
 	}
+	store_checkpoint_hand_over(r->store);
 	/* Leftovers of a snapshot cut short by a restart. */
 	(void)unlink(r->in_path);
 	return r;
@@ -2104,6 +2157,7 @@ replicate_free(struct replicate *r)
 	undefer(r, &r->pump_job, &r->pump_timer);
 	undefer(r, &r->input_job, &r->input_timer);
 	undefer(r, &r->event_job, &r->event_timer);
+	undefer(r, &r->ckpt_on, &r->ckpt_timer);
 	r->on_event = NULL;
 	waiting_answer(r, UINT64_MAX, -ECONNABORTED);
 	while ((q = r->queue) != NULL) {
