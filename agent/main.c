@@ -1015,12 +1015,16 @@ repl_json(struct agent *a)
 	if (st.active)
 		standby = json_pack("{s:s?, s:s, s:I}", "name", st.peer, "state",
 		    replicate_link_name(st.link), "acked_seq", (json_int_t)st.peer_seq);
-	return json_pack("{s:s, s:I, s:I, s:I, s:b, s:s, s:o, s:b, s:I, s:{s:I, s:I}, s:s?, s:s?}",
+	return json_pack(
+	    "{s:s, s:I, s:I, s:I, s:b, s:s, s:o, s:b, s:I, s:{s:I, s:I}, s:s?, s:s?, s:{s:f, s:s?, "
+	    "s:I}}",
 	    "mode", replicate_mode_name(st.mode), "epoch", (json_int_t)st.epoch, "seq",
 	    (json_int_t)st.seq, "lag", (json_int_t)st.lag, "in_sync", st.in_sync, "link",
 	    replicate_link_name(st.link), "standby", standby, "alone", st.alone, "waiting",
 	    (json_int_t)st.waiting, "snapshot", "done", (json_int_t)st.snapshot_done, "total",
-	    (json_int_t)st.snapshot_total, "archive", st.archive, "last_error", st.last_error);
+	    (json_int_t)st.snapshot_total, "archive", st.archive, "last_error", st.last_error,
+	    "steps", "longest_ms", (double)st.longest_step_us / 1000.0, "longest", st.longest_step,
+	    "over_10ms", (json_int_t)st.slow_steps);
 }
 
 /* A standby that does not yet hold every acknowledged write is syncing. */

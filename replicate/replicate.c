@@ -56,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -83,6 +84,8 @@
 #define INPUT_FRAMES 1024
 #define INPUT_CHUNKS 2
 #define COMMIT_MAX 1024
+/* A step of the loop longer than this is counted (replicate_status.slow_steps). */
+#define STEP_SLOW_US (10 * 1000)
 /* How often a hold for the WAL's tail looks whether the copy is done. */
 #define CKPT_POLL_NS (500 * 1000)
 #define ERR_LEN 256
@@ -246,6 +249,10 @@ struct replicate {
 	/* Commits and input held while the checkpointer copies the WAL's tail. */
 	bool ckpt_on;
 	qb_loop_timer_handle ckpt_timer;
+	/* The longest step of the loop here, and the steps over STEP_SLOW_US. */
+	uint64_t longest_step_us;
+	const char *longest_step;
+	uint64_t slow_steps;
 	bool emitted_in_sync;
 	enum replicate_link emitted_link;
 
@@ -570,8 +577,40 @@ link_of(const struct replicate *r)
 	return REPLICATE_LINK_NONE;
 }
 
+/* ---- steps of the loop ---- */
+
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * Records how long one step of replication (a callback from the loop,
+ * named what) held the event loop since t0: the longest, and how many
+ * took over STEP_SLOW_US (replicate_status).
+ */
 static void
-event_job(void *data)
+step_done(struct replicate *r, const char *what, uint64_t t0)
+{
+	uint64_t d = mono_us() - t0;
+
+	if (d > r->longest_step_us) {
+		r->longest_step_us = d;
+		r->longest_step = what;
+	}
+	if (d > STEP_SLOW_US) {
+		r->slow_steps++;
+		qb_log(LOG_DEBUG, "replicate: a step (%s) held the loop for %" PRIu64 " ms", what,
+		    d / 1000);
+	}
+}
+
+static void
+event_job_run(void *data)
 {
 	struct replicate *r = data;
 	enum replicate_link l = link_of(r);
@@ -583,6 +622,17 @@ event_job(void *data)
 	r->emitted_in_sync = r->in_sync;
 	if (r->on_event != NULL)
 		r->on_event(r, REPLICATE_EVENT_CHANGED, r->data);
+}
+
+/* event_job, timed as one step of the loop. */
+static void
+event_job(void *data)
+{
+	struct replicate *r = (struct replicate *)data;
+	uint64_t t0 = mono_us();
+
+	event_job_run(data);
+	step_done(r, "status event", t0);
 }
 
 /* Schedules CHANGED if in_sync or the link may have changed. */
@@ -630,8 +680,10 @@ static void input_later(struct replicate *r);
 
 /* ---- the WAL's tail ---- */
 
+static void ckpt_poll(void *data);
+
 static void
-ckpt_poll(void *data)
+ckpt_poll_run(void *data)
 {
 	struct replicate *r = data;
 
@@ -645,6 +697,17 @@ ckpt_poll(void *data)
 	if (r->queue != NULL)
 		defer(r, &r->commit_job, &r->commit_timer, QB_LOOP_HIGH, commit_job);
 	input_later(r);
+}
+
+/* ckpt_poll, timed as one step of the loop. */
+static void
+ckpt_poll(void *data)
+{
+	struct replicate *r = (struct replicate *)data;
+	uint64_t t0 = mono_us();
+
+	ckpt_poll_run(data);
+	step_done(r, "checkpoint wait", t0);
 }
 
 /*
@@ -989,7 +1052,7 @@ work_join(struct work *w)
 }
 
 static int32_t
-work_dispatch(int32_t fd, int32_t revents, void *data)
+work_dispatch_run(int32_t fd, int32_t revents, void *data)
 {
 	struct work *w = data;
 
@@ -1000,6 +1063,18 @@ work_dispatch(int32_t fd, int32_t revents, void *data)
 		open_done(w);
 	work_free(w);
 	return 0;
+}
+
+/* work_dispatch, timed as one step of the loop. */
+static int32_t
+work_dispatch(int32_t fd, int32_t revents, void *data)
+{
+	struct replicate *r = ((struct work *)data)->r;
+	uint64_t t0 = mono_us();
+	int32_t rc = work_dispatch_run(fd, revents, data);
+
+	step_done(r, "snapshot worker", t0);
+	return rc;
 }
 
 static struct work *
@@ -1135,13 +1210,24 @@ make_done(struct work *w)
 }
 
 static void
-pump_job(void *data)
+pump_job_run(void *data)
 {
 	struct replicate *r = data;
 
 	r->pump_job = false;
 	if (r->down != NULL)
 		pump(r->down);
+}
+
+/* pump_job, timed as one step of the loop. */
+static void
+pump_job(void *data)
+{
+	struct replicate *r = (struct replicate *)data;
+	uint64_t t0 = mono_us();
+
+	pump_job_run(data);
+	step_done(r, "sending", t0);
 }
 
 static void
@@ -1413,7 +1499,7 @@ check_marker(struct conn *c)
 }
 
 static void
-input_job(void *data)
+input_job_run(void *data)
 {
 	struct replicate *r = data;
 
@@ -1422,6 +1508,17 @@ input_job(void *data)
 		conn_process(r->up);
 	if (r->down != NULL)
 		conn_process(r->down);
+}
+
+/* input_job, timed as one step of the loop. */
+static void
+input_job(void *data)
+{
+	struct replicate *r = (struct replicate *)data;
+	uint64_t t0 = mono_us();
+
+	input_job_run(data);
+	step_done(r, "receiving", t0);
 }
 
 static void
@@ -1742,7 +1839,7 @@ standby_connect(struct replicate *r)
 }
 
 static void
-reconnect_fired(void *data)
+reconnect_fired_run(void *data)
 {
 	struct replicate *r = data;
 
@@ -1750,8 +1847,19 @@ reconnect_fired(void *data)
 	standby_connect(r);
 }
 
+/* reconnect_fired, timed as one step of the loop. */
 static void
-timeout_fired(void *data)
+reconnect_fired(void *data)
+{
+	struct replicate *r = (struct replicate *)data;
+	uint64_t t0 = mono_us();
+
+	reconnect_fired_run(data);
+	step_done(r, "reconnect", t0);
+}
+
+static void
+timeout_fired_run(void *data)
 {
 	struct replicate *r = data;
 
@@ -1762,6 +1870,17 @@ timeout_fired(void *data)
 		qb_log(LOG_WARNING, "replicate: active peer %s unreachable for %u ms, out of sync",
 		    r->peer_name ? r->peer_name : "?", r->cfg.timeout_ms);
 	set_in_sync(r, false);
+}
+
+/* timeout_fired, timed as one step of the loop. */
+static void
+timeout_fired(void *data)
+{
+	struct replicate *r = (struct replicate *)data;
+	uint64_t t0 = mono_us();
+
+	timeout_fired_run(data);
+	step_done(r, "link timeout", t0);
 }
 
 static void
@@ -1790,7 +1909,7 @@ conn_closed(struct conn *c, const struct stream_info *info)
 }
 
 static void
-conn_event(struct stream *s, enum stream_event ev, const struct stream_info *info, void *data)
+conn_event_run(struct stream *s, enum stream_event ev, const struct stream_info *info, void *data)
 {
 	struct conn *c = data;
 	struct replicate *r = c->r;
@@ -1824,9 +1943,20 @@ conn_event(struct stream *s, enum stream_event ev, const struct stream_info *inf
 	}
 }
 
+/* conn_event, timed as one step of the loop. */
+static void
+conn_event(struct stream *s, enum stream_event ev, const struct stream_info *info, void *data)
+{
+	struct replicate *r = ((struct conn *)data)->r;
+	uint64_t t0 = mono_us();
+
+	conn_event_run(s, ev, info, data);
+	step_done(r, "link", t0);
+}
+
 /* The listener: accepted streams report here until CONNECTED or CLOSED. */
 static void
-listen_event(struct stream *s, enum stream_event ev, const struct stream_info *info, void *data)
+listen_event_run(struct stream *s, enum stream_event ev, const struct stream_info *info, void *data)
 {
 	struct hub *hub = data;
 	struct replicate *r = hub->r;
@@ -1878,10 +2008,22 @@ listen_event(struct stream *s, enum stream_event ev, const struct stream_info *i
 	}
 }
 
+/* listen_event, timed as one step of the loop. */
+static void
+listen_event(struct stream *s, enum stream_event ev, const struct stream_info *info, void *data)
+{
+	struct replicate *r = ((struct hub *)data)->r;
+	uint64_t t0 = mono_us();
+
+	listen_event_run(s, ev, info, data);
+	if (r != NULL)
+		step_done(r, "accepting", t0);
+}
+
 /* ---- group commit ---- */
 
 static void
-commit_job(void *data)
+commit_job_run(void *data)
 {
 	struct replicate *r = data;
 	struct store_txn *txns = NULL;
@@ -2001,6 +2143,17 @@ commit_job(void *data)
 	free(res);
 	free(txns);
 	store_frame_clear(&frame);
+}
+
+/* commit_job, timed as one step of the loop. */
+static void
+commit_job(void *data)
+{
+	struct replicate *r = (struct replicate *)data;
+	uint64_t t0 = mono_us();
+
+	commit_job_run(data);
+	step_done(r, "commit", t0);
 }
 
 /* ---- public API ---- */
@@ -2436,6 +2589,9 @@ replicate_status(const struct replicate *r, struct replicate_status *ret)
 	}
 	ret->archive = r->archive;
 	ret->last_error = r->last_error[0] ? r->last_error : NULL;
+	ret->longest_step_us = r->longest_step_us;
+	ret->longest_step = r->longest_step;
+	ret->slow_steps = r->slow_steps;
 }
 
 int

@@ -237,6 +237,15 @@ struct replicate_status {
 	const char *archive;
 	/* The last link error, one line, or NULL. */
 	const char *last_error;
+	/*
+	 * Since replicate_new: the longest time one step of replication
+	 * (a callback from the loop) held the event loop, what it was (a
+	 * static name, NULL before the first), and how many steps took
+	 * over 10 ms.
+	 */
+	uint64_t longest_step_us;
+	const char *longest_step;
+	uint64_t slow_steps;
 };
 
 /* Fills *ret; its strings are valid until the next call into r. */

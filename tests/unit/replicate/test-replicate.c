@@ -777,6 +777,38 @@ test_wal_tail(void **state)
 	node_stop(&n1);
 }
 
+/*
+ * status tells the longest step of the loop and counts those over 10 ms:
+ * a commit of 300 000 rows is one.
+ */
+static void
+test_steps(void **state)
+{
+	struct replicate_status st;
+
+	test_begin();
+	node_init(&n1, "n1", "n1");
+	node_init(&n2, "n2", "n2");
+	node_start(&n1);
+	node_start(&n2);
+	pair_up(&n1, &n2, 1);
+	assert_int_equal(exec_wait(&n1, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"), 0);
+	replicate_status(n1.r, &st);
+	assert_non_null(st.longest_step);
+	assert_true(st.longest_step_us > 0);
+	assert_int_equal(
+	    exec_wait(&n1, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1"
+	                   " FROM c WHERE x < 300000) INSERT INTO t SELECT x, 'v' FROM c"),
+	    0);
+	replicate_status(n1.r, &st);
+	assert_true(st.slow_steps >= 1);
+	assert_true(st.longest_step_us > 10000);
+	assert_string_equal(st.longest_step, "commit");
+	assert_same(&n1, &n2);
+	node_stop(&n2);
+	node_stop(&n1);
+}
+
 static void
 test_catchup(void **state)
 {
@@ -1428,6 +1460,7 @@ main(void)
 	    cmocka_unit_test_teardown(test_timeout_and_switchover, test_teardown),
 	    cmocka_unit_test_teardown(test_bad_frames, test_teardown),
 	    cmocka_unit_test_teardown(test_wal_tail, test_teardown),
+	    cmocka_unit_test_teardown(test_steps, test_teardown),
 	};
 
 	/* As in tandemd: a peer that vanished must not kill the writer. */
