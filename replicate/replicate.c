@@ -78,12 +78,15 @@
 #define GATHER_BYTES (1u << 20)
 #define PUMP_STEPS 8
 /* One apply batch: at most this many frames or bytes. */
-#define APPLY_FRAMES 256
-#define APPLY_BYTES (8u << 20)
+#define APPLY_FRAMES 64
+#define APPLY_BYTES (2u << 20)
 /* Frames and chunks decoded per input step before a job continues. */
 #define INPUT_FRAMES 1024
 #define INPUT_CHUNKS 2
 #define COMMIT_MAX 1024
+#define COMMIT_BYTES (1u << 20)
+/* A step that has worked this long gives the loop back (pump, conn_process). */
+#define STEP_BUDGET_US 2000
 /* A step of the loop longer than this is counted (replicate_status.slow_steps). */
 #define STEP_SLOW_US (10 * 1000)
 /* How often a hold for the WAL's tail looks whether the copy is done. */
@@ -157,6 +160,7 @@ struct req {
 	size_t n;
 	struct store_value *vals;
 	char *bytes;
+	size_t n_bytes; /* of bytes: the request's size, for COMMIT_BYTES */
 	replicate_exec_fn done;
 	void *data;
 	struct replicate_result res;
@@ -1325,9 +1329,13 @@ pump_catchup(struct conn *c)
 static void
 pump(struct conn *c)
 {
+	uint64_t t0 = mono_us();
+
 	for (int i = 0; i < PUMP_STEPS; i++) {
 		if (c->closing || c->s == NULL || stream_pending(c->s) >= SEND_HIGH_WATER)
 			return;
+		if (i > 0 && mono_us() - t0 > STEP_BUDGET_US)
+			break;
 		switch (c->phase) {
 		case PHASE_SNAP_SEND:
 			/* One chunk per step: reading, hashing, framing and encrypting 1 MiB. */
@@ -1690,7 +1698,7 @@ conn_process(struct conn *c)
 	struct batch *bp;
 	unsigned int frames = 0, chunks = 0;
 	bool applied = false, more = false;
-	uint64_t cid = c->id;
+	uint64_t cid = c->id, t0 = mono_us();
 
 	if (ckpt_hold(r))
 		return; /* what arrives meanwhile waits in the reader */
@@ -1705,7 +1713,8 @@ conn_process(struct conn *c)
 
 		if (c->closing || c->paused)
 			break;
-		if (frames >= INPUT_FRAMES || chunks >= INPUT_CHUNKS) {
+		if (frames >= INPUT_FRAMES || chunks >= INPUT_CHUNKS ||
+		    (frames > 0 && mono_us() - t0 > STEP_BUDGET_US)) {
 			more = true;
 			break;
 		}
@@ -2030,7 +2039,7 @@ commit_job_run(void *data)
 	struct store_txn_result *res = NULL;
 	struct store_frame frame = {0};
 	struct req *batch, *q, **tail;
-	size_t n = 0;
+	size_t n = 0, bytes = 0;
 	int rc;
 
 	r->commit_job = false;
@@ -2047,11 +2056,13 @@ commit_job_run(void *data)
 		return;
 	if (ckpt_hold(r))
 		return;
-	/* Take up to COMMIT_MAX requests. */
+	/* Take up to COMMIT_MAX requests, and COMMIT_BYTES of them (one at least). */
 	batch = r->queue;
 	tail = &r->queue;
-	for (q = r->queue; q != NULL && n < COMMIT_MAX; q = q->next) {
+	for (q = r->queue; q != NULL && n < COMMIT_MAX && (n == 0 || bytes < COMMIT_BYTES);
+	     q = q->next) {
 		n++;
+		bytes += q->n_bytes;
 		tail = &q->next;
 	}
 	r->queue = *tail;
@@ -2500,6 +2511,7 @@ replicate_exec(struct replicate *r, const struct store_stmt *stmts, size_t n,
 			}
 		}
 	}
+	q->n_bytes = n_bytes;
 	q->done = done;
 	q->data = data;
 	*r->queue_tail = q;

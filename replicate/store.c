@@ -810,6 +810,8 @@ store_checkpoints_pause(struct store *s, bool pause)
 	k->paused = pause;
 	if (!pause)
 		k->pending = true; /* the WAL may have grown meanwhile */
+	else if (!k->busy)
+		k->finishing = false; /* not started: commits must not wait for the pause */
 	(void)pthread_cond_broadcast(&k->cv);
 	(void)pthread_mutex_unlock(&k->mu);
 }

@@ -708,6 +708,24 @@ test_group_commit(void **state)
 	assert_int_equal(a[1].res.seq, 2);
 	assert_int_equal(a[3].res.seq, 2);
 	assert_int_equal(count_rows(&n2, "t"), 3);
+	/* Requests of 600 KiB: a frame takes them up to 1 MiB (one at least). */
+	{
+		static char big[600 * 1024];
+		const struct store_value v = {.type = STORE_BLOB, .p = big, .len = sizeof(big)};
+		struct store_stmt st = {
+		    .sql = "INSERT INTO t VALUES (NULL, ?)", .params = &v, .n_params = 1};
+		struct answer b[3] = {{0}};
+
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(replicate_exec(n1.r, &st, 1, on_done, &b[i]), 0);
+		for (int i = 0; i < 3; i++) {
+			assert_true(run_until(answered, &b[i], WAIT_MS));
+			assert_int_equal(b[i].rc, 0);
+		}
+		assert_int_equal(b[0].res.seq, 3);
+		assert_int_equal(b[1].res.seq, 3);
+		assert_int_equal(b[2].res.seq, 4);
+	}
 	/* Write refused on the standby. */
 	{
 		struct store_stmt st = {.sql = "INSERT INTO t VALUES (9, 'x')"};
