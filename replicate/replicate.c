@@ -73,18 +73,18 @@
 /* While a snapshot is under way the backlog may grow to this before it starts over. */
 #define BACKLOG_HARD_CAP (256u << 20)
 /* The active stops queueing snapshot chunks or catch-up frames past this. */
-#define SEND_HIGH_WATER (4u << 20)
-#define CHUNK_BYTES WIRE_MAX_CHUNK
-#define GATHER_BYTES (1u << 20)
+#define SEND_HIGH_WATER (1u << 20)
+#define CHUNK_BYTES (256u << 10)
+#define GATHER_BYTES (256u << 10)
 #define PUMP_STEPS 8
 /* One apply batch: at most this many frames or bytes. */
 #define APPLY_FRAMES 64
-#define APPLY_BYTES (2u << 20)
+#define APPLY_BYTES (512u << 10)
 /* Frames and chunks decoded per input step before a job continues. */
 #define INPUT_FRAMES 1024
 #define INPUT_CHUNKS 2
 #define COMMIT_MAX 1024
-#define COMMIT_BYTES (1u << 20)
+#define COMMIT_BYTES (256u << 10)
 /* A step that has worked this long gives the loop back (pump, conn_process). */
 #define STEP_BUDGET_US 2000
 /* A step of the loop longer than this is counted (replicate_status.slow_steps). */

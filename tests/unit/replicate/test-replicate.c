@@ -708,9 +708,9 @@ test_group_commit(void **state)
 	assert_int_equal(a[1].res.seq, 2);
 	assert_int_equal(a[3].res.seq, 2);
 	assert_int_equal(count_rows(&n2, "t"), 3);
-	/* Requests of 600 KiB: a frame takes them up to 1 MiB (one at least). */
+	/* Requests of 200 KiB: a frame takes them up to 256 KiB (one at least). */
 	{
-		static char big[600 * 1024];
+		static char big[200 * 1024];
 		const struct store_value v = {.type = STORE_BLOB, .p = big, .len = sizeof(big)};
 		struct store_stmt st = {
 		    .sql = "INSERT INTO t VALUES (NULL, ?)", .params = &v, .n_params = 1};
