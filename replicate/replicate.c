@@ -632,7 +632,7 @@ event_job_run(void *data)
 static void
 event_job(void *data)
 {
-	struct replicate *r = (struct replicate *)data;
+	struct replicate *r = data;
 	uint64_t t0 = mono_us();
 
 	event_job_run(data);
@@ -707,7 +707,7 @@ ckpt_poll_run(void *data)
 static void
 ckpt_poll(void *data)
 {
-	struct replicate *r = (struct replicate *)data;
+	struct replicate *r = data;
 	uint64_t t0 = mono_us();
 
 	ckpt_poll_run(data);
@@ -1227,7 +1227,7 @@ pump_job_run(void *data)
 static void
 pump_job(void *data)
 {
-	struct replicate *r = (struct replicate *)data;
+	struct replicate *r = data;
 	uint64_t t0 = mono_us();
 
 	pump_job_run(data);
@@ -1338,7 +1338,7 @@ pump(struct conn *c)
 			break;
 		switch (c->phase) {
 		case PHASE_SNAP_SEND:
-			/* One chunk per step: reading, hashing, framing and encrypting 1 MiB. */
+			/* One chunk per step: reading, hashing, framing and encrypting 256 KiB. */
 			if (pump_chunk(c))
 				goto later;
 			break;
@@ -1522,7 +1522,7 @@ input_job_run(void *data)
 static void
 input_job(void *data)
 {
-	struct replicate *r = (struct replicate *)data;
+	struct replicate *r = data;
 	uint64_t t0 = mono_us();
 
 	input_job_run(data);
@@ -1860,7 +1860,7 @@ reconnect_fired_run(void *data)
 static void
 reconnect_fired(void *data)
 {
-	struct replicate *r = (struct replicate *)data;
+	struct replicate *r = data;
 	uint64_t t0 = mono_us();
 
 	reconnect_fired_run(data);
@@ -1885,7 +1885,7 @@ timeout_fired_run(void *data)
 static void
 timeout_fired(void *data)
 {
-	struct replicate *r = (struct replicate *)data;
+	struct replicate *r = data;
 	uint64_t t0 = mono_us();
 
 	timeout_fired_run(data);
@@ -2160,7 +2160,7 @@ commit_job_run(void *data)
 static void
 commit_job(void *data)
 {
-	struct replicate *r = (struct replicate *)data;
+	struct replicate *r = data;
 	uint64_t t0 = mono_us();
 
 	commit_job_run(data);
