@@ -613,6 +613,20 @@ step_done(struct replicate *r, const char *what, uint64_t t0)
 	}
 }
 
+/*
+ * Defines the loop's callback name(data) as name_run(data) timed as one
+ * step named what; data is the struct replicate.
+ */
+#define TIMED_STEP(name, what)                                                                     \
+	static void name(void *data)                                                               \
+	{                                                                                          \
+		struct replicate *r_ = data;                                                       \
+		uint64_t t0_ = mono_us();                                                          \
+                                                                                                   \
+		name##_run(data);                                                                  \
+		step_done(r_, what, t0_);                                                          \
+	}
+
 static void
 event_job_run(void *data)
 {
@@ -628,16 +642,7 @@ event_job_run(void *data)
 		r->on_event(r, REPLICATE_EVENT_CHANGED, r->data);
 }
 
-/* event_job, timed as one step of the loop. */
-static void
-event_job(void *data)
-{
-	struct replicate *r = data;
-	uint64_t t0 = mono_us();
-
-	event_job_run(data);
-	step_done(r, "status event", t0);
-}
+TIMED_STEP(event_job, "status event")
 
 /* Schedules CHANGED if in_sync or the link may have changed. */
 static void
@@ -703,16 +708,7 @@ ckpt_poll_run(void *data)
 	input_later(r);
 }
 
-/* ckpt_poll, timed as one step of the loop. */
-static void
-ckpt_poll(void *data)
-{
-	struct replicate *r = data;
-	uint64_t t0 = mono_us();
-
-	ckpt_poll_run(data);
-	step_done(r, "checkpoint wait", t0);
-}
+TIMED_STEP(ckpt_poll, "checkpoint wait")
 
 /*
  * Whether commits and applies wait now: the store handed the WAL's tail
@@ -1223,16 +1219,7 @@ pump_job_run(void *data)
 		pump(r->down);
 }
 
-/* pump_job, timed as one step of the loop. */
-static void
-pump_job(void *data)
-{
-	struct replicate *r = data;
-	uint64_t t0 = mono_us();
-
-	pump_job_run(data);
-	step_done(r, "sending", t0);
-}
+TIMED_STEP(pump_job, "sending")
 
 static void
 pump_later(struct replicate *r)
@@ -1518,16 +1505,7 @@ input_job_run(void *data)
 		conn_process(r->down);
 }
 
-/* input_job, timed as one step of the loop. */
-static void
-input_job(void *data)
-{
-	struct replicate *r = data;
-	uint64_t t0 = mono_us();
-
-	input_job_run(data);
-	step_done(r, "receiving", t0);
-}
+TIMED_STEP(input_job, "receiving")
 
 static void
 input_later(struct replicate *r)
@@ -1856,16 +1834,7 @@ reconnect_fired_run(void *data)
 	standby_connect(r);
 }
 
-/* reconnect_fired, timed as one step of the loop. */
-static void
-reconnect_fired(void *data)
-{
-	struct replicate *r = data;
-	uint64_t t0 = mono_us();
-
-	reconnect_fired_run(data);
-	step_done(r, "reconnect", t0);
-}
+TIMED_STEP(reconnect_fired, "reconnect")
 
 static void
 timeout_fired_run(void *data)
@@ -1881,16 +1850,7 @@ timeout_fired_run(void *data)
 	set_in_sync(r, false);
 }
 
-/* timeout_fired, timed as one step of the loop. */
-static void
-timeout_fired(void *data)
-{
-	struct replicate *r = data;
-	uint64_t t0 = mono_us();
-
-	timeout_fired_run(data);
-	step_done(r, "link timeout", t0);
-}
+TIMED_STEP(timeout_fired, "link timeout")
 
 static void
 conn_closed(struct conn *c, const struct stream_info *info)
@@ -2156,16 +2116,7 @@ commit_job_run(void *data)
 	store_frame_clear(&frame);
 }
 
-/* commit_job, timed as one step of the loop. */
-static void
-commit_job(void *data)
-{
-	struct replicate *r = data;
-	uint64_t t0 = mono_us();
-
-	commit_job_run(data);
-	step_done(r, "commit", t0);
-}
+TIMED_STEP(commit_job, "commit")
 
 /* ---- public API ---- */
 

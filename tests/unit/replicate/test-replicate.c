@@ -494,6 +494,19 @@ out_of_sync(void *arg)
 
 /* ---- tests ---- */
 
+/* A new test's pair: n1 active at epoch 1, n2 its standby, and table t. */
+static void
+pair_with_table(void)
+{
+	test_begin();
+	node_init(&n1, "n1", "n1");
+	node_init(&n2, "n2", "n2");
+	node_start(&n1);
+	node_start(&n2);
+	pair_up(&n1, &n2, 1);
+	assert_int_equal(exec_wait(&n1, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"), 0);
+}
+
 static void
 test_errors(void **state)
 {
@@ -601,13 +614,7 @@ test_sync_commit(void **state)
 	struct answer a = {0};
 	uint64_t t0, n = 200;
 
-	test_begin();
-	node_init(&n1, "n1", "n1");
-	node_init(&n2, "n2", "n2");
-	node_start(&n1);
-	node_start(&n2);
-	pair_up(&n1, &n2, 1);
-	assert_int_equal(exec_wait(&n1, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"), 0);
+	pair_with_table();
 
 	/* Answered only once the standby has the row. */
 	a.check = &n2;
@@ -686,13 +693,7 @@ test_group_commit(void **state)
 {
 	struct answer a[4] = {{0}};
 
-	test_begin();
-	node_init(&n1, "n1", "n1");
-	node_init(&n2, "n2", "n2");
-	node_start(&n1);
-	node_start(&n2);
-	pair_up(&n1, &n2, 1);
-	assert_int_equal(exec_wait(&n1, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"), 0);
+	pair_with_table();
 	/* Four in one loop turn: one frame; the bad one fails alone. */
 	assert_int_equal(exec_async(&n1, "INSERT INTO t VALUES (1, 'a')", &a[0]), 0);
 	assert_int_equal(exec_async(&n1, "INSERT INTO t VALUES (2, 'b')", &a[1]), 0);
@@ -764,13 +765,7 @@ test_wal_tail(void **state)
 	off_t most = 0;
 	int id = 0;
 
-	test_begin();
-	node_init(&n1, "n1", "n1");
-	node_init(&n2, "n2", "n2");
-	node_start(&n1);
-	node_start(&n2);
-	pair_up(&n1, &n2, 1);
-	assert_int_equal(exec_wait(&n1, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"), 0);
+	pair_with_table();
 	for (int round = 0; round < 640; round++) {
 		for (int i = 0; i < 8; i++) {
 			a[i] = (struct answer){0};
@@ -804,13 +799,7 @@ test_steps(void **state)
 {
 	struct replicate_status st;
 
-	test_begin();
-	node_init(&n1, "n1", "n1");
-	node_init(&n2, "n2", "n2");
-	node_start(&n1);
-	node_start(&n2);
-	pair_up(&n1, &n2, 1);
-	assert_int_equal(exec_wait(&n1, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"), 0);
+	pair_with_table();
 	replicate_status(n1.r, &st);
 	assert_non_null(st.longest_step);
 	assert_true(st.longest_step_us > 0);
@@ -832,13 +821,7 @@ test_catchup(void **state)
 {
 	struct node *p[2] = {&n1, &n2};
 
-	test_begin();
-	node_init(&n1, "n1", "n1");
-	node_init(&n2, "n2", "n2");
-	node_start(&n1);
-	node_start(&n2);
-	pair_up(&n1, &n2, 1);
-	assert_int_equal(exec_wait(&n1, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"), 0);
+	pair_with_table();
 	insert_rows(&n1, 1, 10);
 	/* The standby goes away; the active goes on alone. */
 	node_stop(&n2);
@@ -1096,13 +1079,7 @@ test_set_alone(void **state)
 	struct replicate_status st;
 	struct answer a = {0}, b = {0}, c = {0};
 
-	test_begin();
-	node_init(&n1, "n1", "n1");
-	node_init(&n2, "n2", "n2");
-	node_start(&n1);
-	node_start(&n2);
-	pair_up(&n1, &n2, 1);
-	assert_int_equal(exec_wait(&n1, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"), 0);
+	pair_with_table();
 	node_stop(&n2);
 	/* Without the standby a sync commit waits... */
 	assert_int_equal(exec_async(&n1, "INSERT INTO t VALUES (1, 'x')", &a), 0);
@@ -1159,13 +1136,7 @@ test_deactivate(void **state)
 	struct answer a = {0}, b = {0};
 	struct rows_cond rc = {&n2, 2};
 
-	test_begin();
-	node_init(&n1, "n1", "n1");
-	node_init(&n2, "n2", "n2");
-	node_start(&n1);
-	node_start(&n2);
-	pair_up(&n1, &n2, 1);
-	assert_int_equal(exec_wait(&n1, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"), 0);
+	pair_with_table();
 	/* Committed, then deactivated before the ack: answered once acked. */
 	late_free_standby = false;
 	memset(&late, 0, sizeof(late));

@@ -115,6 +115,17 @@ ship(struct pair *p, const char *sql)
 	assert_true(ea == eb && sa == sb);
 }
 
+/* Runs sql on A and applies the frame on B, without ship's comparisons. */
+static void
+relay(struct pair *p, const char *sql)
+{
+	struct store_frame f;
+
+	exec_ok(p->a, sql, &f);
+	assert_int_equal(store_apply(p->b, &f), 0);
+	store_frame_clear(&f);
+}
+
 static uint64_t
 hash_of(struct store *s)
 {
@@ -1180,18 +1191,12 @@ static void
 test_checkpoints(void **state)
 {
 	struct pair *p = *state;
-	struct store_frame f;
 	off_t before_a = file_size(p->pa), before_b = file_size(p->pb);
 
-	exec_ok(p->a, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)", &f);
-	assert_int_equal(store_apply(p->b, &f), 0);
-	store_frame_clear(&f);
+	relay(p, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)");
 	/* 300 transactions of 4 pages and more: 1 200 pages, past CKPT_PAGES. */
-	for (int i = 0; i < 300; i++) {
-		exec_ok(p->a, "INSERT INTO t(v) VALUES (randomblob(16000))", &f);
-		assert_int_equal(store_apply(p->b, &f), 0);
-		store_frame_clear(&f);
-	}
+	for (int i = 0; i < 300; i++)
+		relay(p, "INSERT INTO t(v) VALUES (randomblob(16000))");
 	assert_true(file_grows_to(p->pa, before_a + 2 * 1024 * 1024));
 	assert_true(file_grows_to(p->pb, before_b + 2 * 1024 * 1024));
 
@@ -1207,20 +1212,15 @@ static void
 test_checkpoints_steady(void **state)
 {
 	struct pair *p = *state;
-	struct store_frame f;
 	char wal_a[272], wal_b[272];
 	off_t most = 0;
 
 	(void)snprintf(wal_a, sizeof(wal_a), "%s-wal", p->pa);
 	(void)snprintf(wal_b, sizeof(wal_b), "%s-wal", p->pb);
-	exec_ok(p->a, "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)", &f);
-	assert_int_equal(store_apply(p->b, &f), 0);
-	store_frame_clear(&f);
+	relay(p, "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)");
 	/* About 2 pages a commit: 13 000 pages and more, 50 MiB if never cut. */
 	for (int i = 0; i < 6000; i++) {
-		exec_ok(p->a, "INSERT INTO kv(v) VALUES ('0123456789012345678901234567')", &f);
-		assert_int_equal(store_apply(p->b, &f), 0);
-		store_frame_clear(&f);
+		relay(p, "INSERT INTO kv(v) VALUES ('0123456789012345678901234567')");
 		if (i % 100 == 0) {
 			off_t a = file_size(wal_a), b = file_size(wal_b);
 
