@@ -153,6 +153,7 @@ struct checkpointer {
 	bool hand_over; /* store_checkpoint_hand_over: the owner holds commits for the tail */
 	bool due;       /* the tail is due (hand_over) */
 	bool finishing; /* store_checkpoint_finish: the thread copies the tail */
+	int finished;   /* done after the last finish (0: none since the WAL started over) */
 	char *path;
 };
 
@@ -710,6 +711,8 @@ ckpt_main(void *arg)
 		(void)pthread_mutex_lock(&k->mu);
 		k->done = done;
 		k->busy = false;
+		if (k->finishing)
+			k->finished = done;
 		k->finishing = false;
 		(void)pthread_cond_broadcast(&k->cv);
 	}
@@ -728,7 +731,7 @@ ckpt_kick(struct store *s)
 		free(k->path);
 		k->path = strdup(s->path);
 		k->pending = k->stop = false;
-		k->done = 0;
+		k->done = k->finished = 0;
 		if (k->path == NULL || pthread_create(&k->th, NULL, ckpt_main, k) != 0)
 			return false;
 		k->running = true;
@@ -868,7 +871,7 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 		if (k->chasing) {
 			/* The WAL started over: what was copied is no longer in it. */
 			(void)pthread_mutex_lock(&k->mu);
-			k->done = 0;
+			k->done = k->finished = 0;
 			(void)pthread_mutex_unlock(&k->mu);
 			k->chasing = false;
 		}
@@ -889,8 +892,12 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 	if (tail)
 		k->done = 0;
 	if (tail && k->hand_over) {
-		/* The owner stops committing and has the thread copy it. */
-		k->due = true;
+		/*
+		 * The owner stops committing and has the thread copy it; again
+		 * only after CKPT_TAIL more frames if a finish did not let the
+		 * WAL start over (a reader still used it).
+		 */
+		k->due = k->finished == 0 || pages >= k->finished + CKPT_TAIL;
 		tail = idle = false;
 	}
 	(void)pthread_mutex_unlock(&k->mu);

@@ -1286,6 +1286,53 @@ test_checkpoint_hand_over(void **state)
 	assert_true(wal_frames(p->pa) < 10);
 }
 
+/*
+ * A reader that keeps the WAL from starting over after a finish does not
+ * make every commit after it due again (each one a hold of the owner's
+ * commits for a checkpoint that copies nothing).
+ */
+static void
+test_checkpoint_hand_over_reader(void **state)
+{
+	struct pair *p = *state;
+	struct store_frame f;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int i, holds = 0;
+
+	store_checkpoint_hand_over(p->a);
+	exec_ok(p->a, "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)", &f);
+	store_frame_clear(&f);
+	for (i = 0; i < 20000 && !store_checkpoint_due(p->a); i++) {
+		exec_ok(p->a, "INSERT INTO kv(v) VALUES ('0123456789012345678901234567')", &f);
+		store_frame_clear(&f);
+	}
+	assert_true(store_checkpoint_due(p->a));
+	/* A read transaction opened before the finish holds the WAL as it is. */
+	assert_int_equal(sqlite3_open(p->pa, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "SELECT count(*) FROM kv", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	store_checkpoint_finish(p->a);
+	for (i = 0; i < 1000 && store_checkpoint_finishing(p->a); i++)
+		(void)usleep(10000);
+	for (i = 0; i < 100; i++) {
+		exec_ok(p->a, "INSERT INTO kv(v) VALUES ('0123456789012345678901234567')", &f);
+		store_frame_clear(&f);
+		if (store_checkpoint_due(p->a)) {
+			holds++;
+			store_checkpoint_finish(p->a);
+			for (int j = 0; j < 1000 && store_checkpoint_finishing(p->a); j++)
+				(void)usleep(1000);
+		}
+	}
+	assert_int_equal(holds, 0);
+	(void)sqlite3_finalize(st);
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
 /* Copies the file at path to dest, byte for byte. */
 static void
 copy_file(const char *path, const char *dest)
@@ -1786,6 +1833,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_apply_fast_schema, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoints_steady, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint_hand_over, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpoint_hand_over_reader, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint_full_and_pause, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint_full_blocked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_multi_statement, setup, teardown),
