@@ -58,9 +58,9 @@ b64_char(unsigned char c)
 	       c == '+' || c == '/';
 }
 
-/* The decoded length of padded base64 s (len bytes, a multiple of 4). */
+/* The '=' that end padded base64 s (len bytes): 0, 1 or 2. */
 static size_t
-b64_len(const char *s, size_t len)
+b64_pad(const char *s, size_t len)
 {
 	size_t pad = 0;
 
@@ -68,7 +68,7 @@ b64_len(const char *s, size_t len)
 		pad++;
 	if (len > 1 && s[len - 2] == '=')
 		pad++;
-	return len / 4 * 3 - pad;
+	return pad;
 }
 
 /*
@@ -80,18 +80,18 @@ b64_len(const char *s, size_t len)
 static int
 b64_check(const char *s, size_t len, size_t *ret_len)
 {
-	size_t n, i;
+	size_t pad, i;
 	bool bad = false;
 
 	if (len % 4 != 0 || len > INT_MAX)
 		return -EINVAL;
-	n = b64_len(s, len);
+	pad = b64_pad(s, len);
 	/* No early exit: a loop the compiler can vectorize (blobs of 100s of KiB). */
-	for (i = 0; i < len - (len / 4 * 3 - n); i++)
+	for (i = 0; i < len - pad; i++)
 		bad |= !b64_char((unsigned char)s[i]);
 	if (bad)
 		return -EINVAL;
-	*ret_len = n;
+	*ret_len = len / 4 * 3 - pad;
 	return 0;
 }
 
@@ -190,7 +190,7 @@ value_decode(json_t *v, struct store_value *out, struct arena *a, const char *wh
 		len = json_string_length(blob);
 		/* Checked while measuring; the same text again while filling. */
 		if (a->bytes != NULL)
-			n = b64_len(s, len);
+			n = len / 4 * 3 - b64_pad(s, len);
 		else if (b64_check(s, len, &n) < 0) {
 			seterr(err, errlen, "%s: the blob is not valid base64", where);
 			return -EINVAL;
