@@ -1252,6 +1252,29 @@ wal_frames(const char *path)
 	return frames;
 }
 
+/* Creates kv on s (handed over) and commits rows into it until the WAL's tail is due. */
+static void
+commit_until_due(struct store *s)
+{
+	struct store_frame f;
+
+	exec_ok(s, "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)", &f);
+	store_frame_clear(&f);
+	for (int i = 0; i < 20000 && !store_checkpoint_due(s); i++) {
+		exec_ok(s, "INSERT INTO kv(v) VALUES ('0123456789012345678901234567')", &f);
+		store_frame_clear(&f);
+	}
+	assert_true(store_checkpoint_due(s));
+}
+
+/* Waits (10 s at most) until s's checkpointer has finished the tail. */
+static void
+wait_finished(struct store *s)
+{
+	for (int i = 0; i < 1000 && store_checkpoint_finishing(s); i++)
+		(void)usleep(10000);
+}
+
 /*
  * Handed over, a commit never copies the WAL's tail itself: it becomes
  * due, and once the owner (committing nothing) had the checkpointer
@@ -1262,24 +1285,16 @@ test_checkpoint_hand_over(void **state)
 {
 	struct pair *p = *state;
 	struct store_frame f;
-	int i;
 
 	store_checkpoint_hand_over(p->a);
 	assert_false(store_checkpoint_due(p->a));
 	store_checkpoint_finish(p->a); /* not due: nothing to do */
 	assert_false(store_checkpoint_finishing(p->a));
-	exec_ok(p->a, "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)", &f);
-	store_frame_clear(&f);
-	for (i = 0; i < 20000 && !store_checkpoint_due(p->a); i++) {
-		exec_ok(p->a, "INSERT INTO kv(v) VALUES ('0123456789012345678901234567')", &f);
-		store_frame_clear(&f);
-	}
-	assert_true(store_checkpoint_due(p->a));
+	commit_until_due(p->a);
 	assert_true(wal_frames(p->pa) >= 1000);
 	store_checkpoint_finish(p->a);
 	assert_false(store_checkpoint_due(p->a));
-	for (i = 0; i < 1000 && store_checkpoint_finishing(p->a); i++)
-		(void)usleep(10000);
+	wait_finished(p->a);
 	assert_false(store_checkpoint_finishing(p->a));
 	exec_ok(p->a, "INSERT INTO kv(v) VALUES ('after')", &f);
 	store_frame_clear(&f);
@@ -1301,13 +1316,7 @@ test_checkpoint_hand_over_reader(void **state)
 	int i, holds = 0;
 
 	store_checkpoint_hand_over(p->a);
-	exec_ok(p->a, "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)", &f);
-	store_frame_clear(&f);
-	for (i = 0; i < 20000 && !store_checkpoint_due(p->a); i++) {
-		exec_ok(p->a, "INSERT INTO kv(v) VALUES ('0123456789012345678901234567')", &f);
-		store_frame_clear(&f);
-	}
-	assert_true(store_checkpoint_due(p->a));
+	commit_until_due(p->a);
 	/* A read transaction opened before the finish holds the WAL as it is. */
 	assert_int_equal(sqlite3_open(p->pa, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
@@ -1315,16 +1324,14 @@ test_checkpoint_hand_over_reader(void **state)
 	    sqlite3_prepare_v2(db, "SELECT count(*) FROM kv", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	store_checkpoint_finish(p->a);
-	for (i = 0; i < 1000 && store_checkpoint_finishing(p->a); i++)
-		(void)usleep(10000);
+	wait_finished(p->a);
 	for (i = 0; i < 100; i++) {
 		exec_ok(p->a, "INSERT INTO kv(v) VALUES ('0123456789012345678901234567')", &f);
 		store_frame_clear(&f);
 		if (store_checkpoint_due(p->a)) {
 			holds++;
 			store_checkpoint_finish(p->a);
-			for (int j = 0; j < 1000 && store_checkpoint_finishing(p->a); j++)
-				(void)usleep(1000);
+			wait_finished(p->a);
 		}
 	}
 	assert_int_equal(holds, 0);
