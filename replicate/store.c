@@ -56,6 +56,15 @@
  * a write is acknowledged only once the standby has it, so the standby's
  * copy is the durability against the loss of one machine.  The epoch,
  * the fencing token, is written with a full sync all the same.
+ *
+ * The store's connections (all in this process) open the file with the
+ * "unix-excl" VFS: the first takes an exclusive lock on the file for the
+ * process and keeps it until the last closes, and the WAL index lives in
+ * this process's memory rather than in a -shm file.  No commit then pays
+ * the half dozen fcntl() calls of SQLite's locking between processes, and
+ * no other process can write to the database behind tandemd's back (a
+ * write it never captured would be a silent divergence): it gets "database
+ * is locked".
  */
 #define _GNU_SOURCE
 #include "store.h"
@@ -82,6 +91,7 @@
 /* SQL: the named column is not one of our tables (LIKE ignores ASCII case, as reserved() does). */
 #define NOT_RESERVED(col) " " col " NOT LIKE '\\_tandem\\_%' ESCAPE '\\'"
 #define BUSY_TIMEOUT_MS 5000
+#define STORE_VFS "unix-excl" /* see the top of this file */
 #define NZ(x) ((x) ? (x) : "?")
 /* Client statements kept prepared on the writer (direct-mapped by their text). */
 #define STMT_CACHE 32
@@ -639,7 +649,7 @@ conn_open(struct store *s, struct conn *c, const char *path, bool create)
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
 	int rc, err;
 
-	rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+	rc = sqlite3_open_v2(path, &c->db, flags, STORE_VFS);
 	if (rc != SQLITE_OK) {
 		err = fail(s, errno_of(rc), "%s: %s", path,
 		    c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
@@ -692,7 +702,7 @@ ckpt_main(void *arg)
 	sqlite3 *db = NULL;
 	int done;
 
-	if (sqlite3_open_v2(k->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) ==
+	if (sqlite3_open_v2(k->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, STORE_VFS) ==
 	    SQLITE_OK)
 		(void)sqlite3_exec(db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
 	(void)pthread_mutex_lock(&k->mu);
@@ -832,7 +842,7 @@ store_checkpoint_full(struct store *s, char *errbuf, size_t errlen)
 		(void)pthread_cond_wait(&k->cv, &k->mu);
 	(void)pthread_mutex_unlock(&k->mu);
 
-	rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, STORE_VFS);
 	if (rc == SQLITE_OK) {
 		(void)sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
 		/* A connection learns that the file is in WAL mode by reading it. */

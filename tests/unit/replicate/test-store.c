@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -770,6 +771,62 @@ test_epoch_and_reopen(void **state)
 	assert_true(epoch == 5 && seq == 2);
 	assert_true(hash_of(p->a) == hash_of(p->b));
 	assert_true(store_schema_hash(p->a) == store_schema_hash(p->b));
+}
+
+/* Run as "test-store --other PATH SQL": what SQLite returns to sql on path. */
+static int
+other_main(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	(void)sqlite3_close(db);
+	return rc & 0xff;
+}
+
+/*
+ * What SQLite returns to another process running sql on path: a new
+ * program, since a child forked from here would share this process's idea
+ * of the file's locks.
+ */
+static int
+other_process(const char *path, const char *sql)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl("/proc/self/exe", "test-store", "--other", path, sql, (char *)NULL);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/*
+ * While a store is open no other process reads or writes its file (a
+ * write behind its back would never be captured); once it is closed they
+ * can.
+ */
+static void
+test_other_process_locked_out(void **state)
+{
+	struct pair *p = *state;
+	char *err = NULL;
+
+	ship(p, "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)");
+	assert_int_equal(other_process(p->pa, "SELECT count(*) FROM kv"), SQLITE_BUSY);
+	assert_int_equal(other_process(p->pa, "INSERT INTO kv VALUES (1, 'x')"), SQLITE_BUSY);
+	store_close(p->a);
+	assert_int_equal(other_process(p->pa, "INSERT INTO kv VALUES (1, 'x')"), SQLITE_OK);
+	p->a = store_open(p->pa, &err);
+	assert_null(err);
+	assert_non_null(p->a);
+	assert_int_equal(other_process(p->pa, "SELECT count(*) FROM kv"), SQLITE_BUSY);
 }
 
 static void
@@ -1830,7 +1887,7 @@ test_statement_reuse(void **state)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_dml, setup, teardown),
@@ -1856,6 +1913,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_apply_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_epoch_and_reopen, setup, teardown),
 	    cmocka_unit_test(test_open_errors),
+	    cmocka_unit_test_setup_teardown(test_other_process_locked_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_archive, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_savepoints, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_ddl, setup, teardown),
@@ -1867,5 +1925,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_statement_reuse, setup, teardown),
 	};
 
+	if (argc == 4 && strcmp(argv[1], "--other") == 0)
+		return other_main(argv[2], argv[3]);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
