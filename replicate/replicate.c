@@ -1438,7 +1438,7 @@ batch_add(struct batch *b, const struct wire_data *d)
 	return 0;
 }
 
-/* Applies the batch; on error closes c and returns false. */
+/* Applies the batch and acks it; on error closes c and returns false. */
 static bool
 batch_apply(struct conn *c, struct batch *b, bool *applied)
 {
@@ -1468,6 +1468,13 @@ batch_apply(struct conn *c, struct batch *b, bool *applied)
 		return false;
 	}
 	*applied = true;
+	/* The ack first: the copies for our own backlog are not the active's wait. */
+	{
+		uint64_t epoch, seq;
+
+		store_position(r->store, &epoch, &seq);
+		send_ack(c, epoch, seq);
+	}
 	for (size_t i = 0; i < b->n; i++) {
 		struct buf eb = {0};
 
@@ -1787,13 +1794,8 @@ conn_process(struct conn *c)
 	}
 	if (!batch_apply(c, bp, &applied))
 		return;
-	if (applied) {
-		uint64_t epoch, seq;
-
-		store_position(r->store, &epoch, &seq);
-		send_ack(c, epoch, seq);
+	if (applied)
 		check_marker(c);
-	}
 	if (more)
 		input_later(r);
 }
