@@ -58,6 +58,7 @@
 
 #define IN_CHUNK (64u << 10)    /* bytes of one DATA event at most */
 #define READ_ROUNDS 4           /* full chunks read per callback step */
+#define READ_AHEAD (64u << 10)  /* bytes OpenSSL asks of one read() */
 #define WRITE_CHUNK (64u << 10) /* bytes given to one SSL_write_ex() */
 #define WRITE_BUDGET (1u << 20) /* bytes written per callback step */
 #define QUEUE_KEEP (1u << 20)   /* an empty queue larger than this is freed */
@@ -603,6 +604,9 @@ stream_tls_new(const struct stream_tls_config *cfg, char *reason, size_t reason_
 	SSL_CTX_set_verify_depth(t->ctx, 4);
 	(void)SSL_CTX_set_mode(
 	    t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* A record's header and body, and the records behind it, in one read(). */
+	SSL_CTX_set_read_ahead(t->ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(t->ctx, READ_AHEAD);
 	/* One ticket, as the client's proof of acceptance; never stored, never resumed. */
 	(void)SSL_CTX_set_num_tickets(t->ctx, 1);
 	(void)SSL_CTX_set_options(t->ctx, SSL_OP_NO_TICKET);
@@ -1125,6 +1129,15 @@ stream_read(struct stream *s)
 				return true;
 			}
 			fill += n;
+			/*
+			 * Nothing left in OpenSSL's buffer: poll() says when the
+			 * socket has more, a read() that would fail is saved.
+			 */
+			if (fill < IN_CHUNK && !SSL_has_pending(s->ssl)) {
+				if (!stream_deliver(s, fill))
+					return false;
+				return true;
+			}
 			if (fill < IN_CHUNK)
 				continue;
 			if (!stream_deliver(s, fill))
@@ -1172,7 +1185,12 @@ stream_handshake(struct stream *s)
 	if (r == 1) {
 		s->handshake_wants_write = false;
 		if (s->server) {
-			(void)stream_become_open(s);
+			/* Read ahead, the client's first records may be in OpenSSL already. */
+			if (stream_become_open(s) && s->state == STREAM_OPEN &&
+			    SSL_has_pending(s->ssl)) {
+				s->read_owed = true;
+				stream_kick(s);
+			}
 		} else {
 			/* The server's ticket may already be here. */
 			s->state = STREAM_CONFIRMING;

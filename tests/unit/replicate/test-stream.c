@@ -343,11 +343,58 @@ struct raw {
 	uint16_t port;
 	const char *cert, *key;
 	int max_version; /* 0: any */
+	/*
+	 * Sent with the client's last handshake flight, in one segment (the
+	 * handshake then runs over memory BIOs); the thread then waits for
+	 * the server to close.
+	 */
+	const char *early;
 	pthread_t thread;
 	int handshake; /* SSL_connect's result */
 	int read;      /* SSL_read's result after it */
 	int done;      /* set last, atomically */
 };
+
+/* Sends what OpenSSL wrote to wbio; false on a failed send. */
+static bool
+raw_flush(BIO *wbio, int fd)
+{
+	char *p;
+	long n = BIO_get_mem_data(wbio, &p);
+
+	if (n > 0 && send(fd, p, (size_t)n, MSG_NOSIGNAL) != n)
+		return false;
+	(void)BIO_reset(wbio);
+	return true;
+}
+
+/*
+ * The handshake over memory BIOs, text written after it, and the last
+ * flight and text sent together; then waits for the peer to close.
+ * Returns 1 when the handshake was done.
+ */
+static int
+raw_early(SSL *ssl, int fd, const char *text)
+{
+	BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
+	char buf[16384];
+	ssize_t n;
+	int r;
+
+	SSL_set_bio(ssl, rbio, wbio);
+	SSL_set_connect_state(ssl);
+	while ((r = SSL_do_handshake(ssl)) != 1) {
+		if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ || !raw_flush(wbio, fd) ||
+		    (n = recv(fd, buf, sizeof(buf), 0)) <= 0)
+			return r;
+		(void)BIO_write(rbio, buf, (int)n);
+	}
+	if (SSL_write(ssl, text, (int)strlen(text)) <= 0 || !raw_flush(wbio, fd))
+		return -1;
+	while (recv(fd, buf, sizeof(buf), 0) > 0)
+		;
+	return 1;
+}
 
 static void *
 raw_main(void *arg)
@@ -372,6 +419,10 @@ raw_main(void *arg)
 		goto out;
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	ssl = SSL_new(ctx);
+	if (r->early) {
+		r->handshake = raw_early(ssl, fd, r->early);
+		goto out;
+	}
 	(void)SSL_set_fd(ssl, fd);
 	r->handshake = SSL_connect(ssl);
 	if (r->handshake == 1)
@@ -775,6 +826,41 @@ test_tls12_refused(void **state)
 	stream_listener_free(l);
 }
 
+static bool
+got_text(void *arg)
+{
+	struct side *d = arg;
+
+	return d->text_len >= 4 || d->closed;
+}
+
+/*
+ * A client's first data in the same segment as its last handshake flight:
+ * reading ahead, the server's read of the flight takes some or all of the
+ * data into OpenSSL, where poll() cannot see it.  It must still be
+ * delivered.
+ */
+static void
+test_data_with_last_flight(void **state)
+{
+	struct side sv = {0};
+	struct stream_listener *l = listen_any(tls_n1, NULL, &sv);
+	struct raw r = {.port = stream_listener_port(l), .early = "ping"};
+
+	r.cert = path("n2/n2.crt");
+	r.key = path("n2/n2.key");
+	raw_start(&r);
+	assert_true(run_until(got_text, &sv, WAIT_MS));
+	assert_int_equal(sv.connected, 1);
+	assert_int_equal(sv.closed, 0);
+	assert_memory_equal(sv.text, "ping", 4);
+	stream_free(sv.s);
+	sv.s = NULL;
+	raw_join(&r);
+	assert_int_equal(r.handshake, 1);
+	stream_listener_free(l);
+}
+
 static void
 test_peer_leaves_mid_stream(void **state)
 {
@@ -947,6 +1033,7 @@ main(void)
 	    cmocka_unit_test(test_other_cluster_refused),
 	    cmocka_unit_test(test_wrong_peer_refused),
 	    cmocka_unit_test(test_tls12_refused),
+	    cmocka_unit_test(test_data_with_last_flight),
 	    cmocka_unit_test(test_peer_leaves_mid_stream),
 	    cmocka_unit_test(test_garbage_then_good),
 	    cmocka_unit_test(test_silent_peer_times_out),
