@@ -2208,6 +2208,137 @@ fast_pass(struct store *s, const struct store_part *p, int **retry, size_t *n_re
 	return ok;
 }
 
+/* A row taken out of a cycle: its table and its values as the change leaves them. */
+struct moved_row {
+	struct fast_table *t;
+	sqlite3_value **v; /* t->n_cols */
+};
+
+static void
+moved_free(struct moved_row *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (int c = 0; m[i].v && c < m[i].t->n_cols; c++)
+			sqlite3_value_free(m[i].v[c]);
+		free(m[i].v);
+	}
+	free(m);
+}
+
+/*
+ * Takes out the row of the UPDATE at it: reads it where every old value
+ * the change holds matches, keeps it with the new values set, deletes it.
+ * False if there is no such row or anything fails.
+ */
+static bool
+fast_take_out(struct store *s, sqlite3_changeset_iter *it, struct moved_row *m)
+{
+	sqlite3_str *str = sqlite3_str_new(s->a.db);
+	struct fast_table *t;
+	sqlite3_stmt *st = NULL;
+	sqlite3_value *v;
+	const char *name;
+	char *sql;
+	int n, op, indirect, k = 0;
+	bool ok = false;
+
+	if (sqlite3changeset_op(it, &name, &n, &op, &indirect) != SQLITE_OK ||
+	    op != SQLITE_UPDATE || !(t = fast_table(s, name)) || t->n_cols != n) {
+		sqlite3_free(sqlite3_str_finish(str));
+		return false;
+	}
+	sqlite3_str_appendall(str, "SELECT ");
+	for (int i = 0; i < n; i++)
+		sqlite3_str_appendf(str, "%s\"%w\"", i ? ", " : "", t->cols[i]);
+	sqlite3_str_appendf(str, " FROM main.\"%w\"", t->name);
+	for (int i = 0; i < n; i++)
+		if (sqlite3changeset_old(it, i, &v) == SQLITE_OK && v)
+			sqlite3_str_appendf(
+			    str, "%s\"%w\" IS ?%d", k++ ? " AND " : " WHERE ", t->cols[i], i + 1);
+	sql = sqlite3_str_finish(str);
+	m->t = t;
+	m->v = calloc((size_t)n, sizeof(*m->v));
+	if (!sql || !m->v || sqlite3_prepare_v2(s->a.db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	for (int i = 0; i < n; i++)
+		if (sqlite3changeset_old(it, i, &v) == SQLITE_OK && v &&
+		    sqlite3_bind_value(st, i + 1, v) != SQLITE_OK)
+			goto out;
+	if (sqlite3_step(st) != SQLITE_ROW)
+		goto out;
+	for (int i = 0; i < n; i++) {
+		if (sqlite3changeset_new(it, i, &v) != SQLITE_OK || !v)
+			v = sqlite3_column_value(st, i);
+		if (!(m->v[i] = sqlite3_value_dup(v)))
+			goto out;
+	}
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto out;
+	(void)sqlite3_finalize(st);
+	st = NULL;
+	/* Deleted as it is now: the old values where the change has them. */
+	for (int i = 0; i < n; i++) {
+		if (sqlite3changeset_new(it, i, &v) == SQLITE_OK && v)
+			(void)sqlite3changeset_old(it, i, &v);
+		else
+			v = m->v[i];
+		if (sqlite3_bind_value(t->del, i + 1, v) != SQLITE_OK) {
+			(void)sqlite3_reset(t->del);
+			(void)sqlite3_clear_bindings(t->del);
+			goto out;
+		}
+	}
+	ok = step_once(t->del) == SQLITE_DONE && sqlite3_changes(s->a.db) == 1;
+out:
+	(void)sqlite3_finalize(st);
+	sqlite3_free(sql);
+	return ok;
+}
+
+/*
+ * Values that went round in a cycle (rows that swapped UNIQUE values)
+ * hold each other up: no UPDATE of the cycle can go first.  Takes out
+ * the rows of every UPDATE left in retry, then puts each back with its
+ * new values; what is not an UPDATE stays in retry for the next pass.
+ * False if a row is not as its change says or does not go back in.
+ */
+static bool
+fast_cycle(struct store *s, const struct store_part *p, int **retry, size_t *n_retry)
+{
+	sqlite3_changeset_iter *it = NULL;
+	struct moved_row *moved = calloc(*n_retry, sizeof(*moved));
+	int *left = *retry;
+	size_t n_moved = 0, n_left = 0, next = 0;
+	bool ok = moved != NULL && sqlite3changeset_start(&it, (int)p->len, p->data) == SQLITE_OK;
+
+	for (int i = 0; ok && next < *n_retry && sqlite3changeset_next(it) == SQLITE_ROW; i++) {
+		const char *name;
+		int n, op, indirect;
+
+		if ((*retry)[next] != i)
+			continue;
+		next++;
+		if (sqlite3changeset_op(it, &name, &n, &op, &indirect) != SQLITE_OK)
+			ok = false;
+		else if (op != SQLITE_UPDATE)
+			left[n_left++] = i;
+		else
+			ok = fast_take_out(s, it, &moved[n_moved++]);
+	}
+	if (sqlite3changeset_finalize(it) != SQLITE_OK || next < *n_retry)
+		ok = false;
+	for (size_t i = 0; ok && i < n_moved; i++) {
+		struct fast_table *t = moved[i].t;
+
+		for (int c = 0; ok && c < t->n_cols; c++)
+			ok = sqlite3_bind_value(t->ins, c + 1, moved[i].v[c]) == SQLITE_OK;
+		ok = step_once(t->ins) == SQLITE_DONE && ok;
+	}
+	moved_free(moved, n_moved);
+	*n_retry = n_left;
+	return ok;
+}
+
 /*
  * The fast path of apply_changeset: applies the changeset change by
  * change with statements kept from one frame to the next, inside a
@@ -2249,7 +2380,11 @@ apply_fast(struct store *s, const struct store_part *p)
 	ok = fast_pass(s, p, &retry, &n_retry);
 	for (int pass = 1; ok && n_retry > 0; pass++) {
 		before = n_retry;
-		ok = pass < FAST_PASSES && fast_pass(s, p, &retry, &n_retry) && n_retry < before;
+		ok = pass < FAST_PASSES && fast_pass(s, p, &retry, &n_retry);
+		/* Nothing more applied: what is left holds itself up. */
+		if (ok && n_retry == before)
+			ok = fast_cycle(s, p, &retry, &n_retry);
+		ok = ok && n_retry < before;
 	}
 	free(retry);
 	if (!ok)
