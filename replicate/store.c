@@ -2361,6 +2361,7 @@ apply_fast(struct store *s, const struct store_part *p)
 	struct fast *f = &s->fast;
 	int *retry = NULL;
 	size_t n_retry = 0, before;
+	char why[256] = "";
 	bool ok;
 
 	if (!f->sp_begin &&
@@ -2387,10 +2388,14 @@ apply_fast(struct store *s, const struct store_part *p)
 		ok = ok && n_retry < before;
 	}
 	free(retry);
-	if (!ok)
+	if (!ok) {
+		/* The error that stopped it, before the savepoint's own. */
+		(void)snprintf(why, sizeof(why), "%s", sqlite3_errmsg(s->a.db));
 		(void)step_once(f->sp_rollback);
+	}
 	if (step_once(f->sp_release) != SQLITE_DONE || sqlite3_get_autocommit(s->a.db))
-		return fail(s, -EIO, "the apply transaction ended: %s", sqlite3_errmsg(s->a.db));
+		return fail(s, -EIO, "the apply transaction ended: %s",
+		    why[0] ? why : sqlite3_errmsg(s->a.db));
 	if (!ok)
 		return 1;
 	s->applied_fast++;

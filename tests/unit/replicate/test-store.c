@@ -10,12 +10,14 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -289,6 +291,71 @@ test_apply_fast_cycle(void **state)
 	assert_int_equal(query_int(p->b, "SELECT k FROM u WHERE v = 'a'"), 1);
 	assert_int_equal(query_int(p->b, "SELECT k FROM u WHERE v = 'm'"), 2);
 	store_frame_clear(&f);
+}
+
+/* Applies f on p's B with no file of this process growing past 4 KiB. */
+static int
+apply_disk_full(struct pair *p, const struct store_frame *f)
+{
+	struct rlimit old, full;
+	int rc;
+
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	full = old;
+	full.rlim_cur = 4096; /* the WAL's first frame ends past it */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
+	rc = store_apply(p->b, f);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	return rc;
+}
+
+/*
+ * A standby out of disk (a file size limit its WAL meets) refuses a frame
+ * and keeps nothing of it, whether the write fails at the commit (a small
+ * frame) or while SQLite spills a big one before it; with room again the
+ * same frames apply.
+ */
+static void
+test_apply_disk_full(void **state)
+{
+	struct pair *p = *state;
+	struct store_frame small, big;
+	uint64_t e0, s0, h0, e, q, h, ha;
+
+	ship(p, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)");
+	exec_ok(p->a, "INSERT INTO t VALUES (1, randomblob(100))", &small);
+	exec_ok(p->a,
+	    "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)"
+	    " INSERT INTO t SELECT i, randomblob(3000) FROM n",
+	    &big);
+	store_position(p->b, &e0, &s0);
+	assert_int_equal(store_content_hash(p->b, &h0), 0);
+	(void)signal(SIGXFSZ, SIG_IGN);
+
+	assert_true(apply_disk_full(p, &small) < 0);
+	assert_non_null(strstr(store_errmsg(p->b), "disk I/O error"));
+	store_position(p->b, &e, &q);
+	assert_true(e == e0 && q == s0);
+	assert_int_equal(store_content_hash(p->b, &h), 0);
+	assert_true(h == h0);
+	assert_int_equal(store_apply(p->b, &small), 0);
+
+	store_position(p->b, &e0, &s0);
+	assert_int_equal(store_content_hash(p->b, &h0), 0);
+	assert_true(apply_disk_full(p, &big) < 0);
+	/* SQLite gave up the whole transaction while spilling. */
+	assert_string_equal(store_errmsg(p->b), "the apply transaction ended: disk I/O error");
+	store_position(p->b, &e, &q);
+	assert_true(e == e0 && q == s0);
+	assert_int_equal(store_content_hash(p->b, &h), 0);
+	assert_true(h == h0);
+	assert_int_equal(store_apply(p->b, &big), 0);
+	assert_int_equal(store_content_hash(p->a, &ha), 0);
+	assert_int_equal(store_content_hash(p->b, &h), 0);
+	assert_true(h == ha);
+	(void)signal(SIGXFSZ, SIG_DFL);
+	store_frame_clear(&small);
+	store_frame_clear(&big);
 }
 
 /*
@@ -1942,6 +2009,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_apply_fast, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_apply_fast_falls_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_apply_fast_cycle, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_apply_disk_full, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_apply_fast_schema, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoints_steady, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint_hand_over, setup, teardown),
