@@ -144,7 +144,7 @@ struct conn {
 	enum phase phase;
 	uint64_t next_seq;
 	uint64_t acked_seq;
-	int snap_fd;
+	int snap_fd; /* the store's descriptor of the database (store_file_fd) */
 	uint64_t snap_epoch, snap_seq, snap_size, snap_off, snap_schema;
 	EVP_MD_CTX *snap_md;
 	/* Standby side. */
@@ -181,7 +181,8 @@ struct work {
 	/* In. */
 	char *db_path, *file; /* file: snapshot-in.tmp (WORK_OPEN), the database (WORK_MAKE) */
 	struct store *store;  /* WORK_MAKE: store_checkpoint_full only */
-	int fd;
+	int fd;               /* WORK_OPEN: the received file */
+	int db_fd;            /* WORK_MAKE: store_file_fd, the store's (never closed here) */
 	uint64_t old_epoch, old_seq;
 	/* Out. */
 	int rc;
@@ -791,9 +792,7 @@ snap_send_end(struct conn *c)
 {
 	struct replicate *r = c->r;
 
-	if (c->snap_fd >= 0)
-		(void)close(c->snap_fd);
-	c->snap_fd = -1;
+	c->snap_fd = -1; /* the store's: closing it would drop the store's lock */
 	EVP_MD_CTX_free(c->snap_md);
 	c->snap_md = NULL;
 	ckpt_resume(r);
@@ -980,8 +979,7 @@ work_main(void *arg)
 
 		w->rc = store_checkpoint_full(w->store, w->err, sizeof(w->err));
 		if (w->rc == 0) {
-			w->fd = open(w->db_path, O_RDONLY | O_CLOEXEC);
-			if (w->fd < 0 || fstat(w->fd, &st) < 0) {
+			if (fstat(w->db_fd, &st) < 0) {
 				w->rc = -errno;
 				(void)snprintf(
 				    w->err, sizeof(w->err), "%s: %s", w->db_path, strerror(errno));
@@ -1145,6 +1143,7 @@ snapshot_start(struct conn *c)
 	if (w != NULL) {
 		/* No commit until the worker is done: the position is this one. */
 		w->store = r->store;
+		w->db_fd = store_file_fd(r->store);
 		store_position(r->store, &w->epoch, &w->seq);
 		w->schema = store_schema_hash(r->store);
 		r->ckpt_paused = true;
@@ -1183,9 +1182,8 @@ make_done(struct work *w)
 		snapshot_start(c);
 		return;
 	}
-	/* The worker's descriptor of the database file: read while checkpoints wait. */
-	c->snap_fd = w->fd;
-	w->fd = -1;
+	/* The store's descriptor of the database file: read while checkpoints wait. */
+	c->snap_fd = w->db_fd;
 	snap_release(r);
 	c->snap_md = md_new();
 	if (c->snap_md == NULL) {

@@ -197,6 +197,12 @@ struct fast {
 
 struct store {
 	char *path;
+	/*
+	 * The file, read-only, for store_file_fd; open as long as the store
+	 * is, since closing any descriptor of the file would drop the lock
+	 * the store's connections hold on it for the process.
+	 */
+	int file_fd;
 	struct checkpointer ckpt;
 	struct conn w; /* writer: store_exec, store_query, hashes, archive */
 	struct cached_stmt cache[STMT_CACHE];
@@ -995,6 +1001,9 @@ store_init(struct store *s, const char *path)
 	s->schema_cookie = cookie;
 	s->epoch = e;
 	s->seq = q;
+	s->file_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (s->file_fd < 0)
+		return fail(s, -errno, "%s: %s", path, strerror(errno));
 	return 0;
 }
 
@@ -1008,6 +1017,7 @@ store_open(const char *path, char **ret_err)
 	if (!s)
 		return NULL;
 	s->mode = AUTH_INTERNAL;
+	s->file_fd = -1;
 	s->fast.cookie = -1;
 	(void)pthread_mutex_init(&s->ckpt.mu, NULL);
 	(void)pthread_cond_init(&s->ckpt.cv, NULL);
@@ -1033,6 +1043,8 @@ store_close(struct store *s)
 	cache_clear(s);
 	conn_close(&s->a);
 	conn_close(&s->w);
+	if (s->file_fd >= 0)
+		(void)close(s->file_fd);
 	(void)pthread_mutex_destroy(&s->ckpt.mu);
 	(void)pthread_cond_destroy(&s->ckpt.cv);
 	free(s->ckpt.path);
@@ -1044,6 +1056,12 @@ const char *
 store_errmsg(const struct store *s)
 {
 	return s->errmsg;
+}
+
+int
+store_file_fd(const struct store *s)
+{
+	return s->file_fd;
 }
 
 void
@@ -2208,17 +2226,18 @@ fast_pass(struct store *s, const struct store_part *p, int **retry, size_t *n_re
 	return ok;
 }
 
-/* A row taken out of a cycle: its table and its values as the change leaves them. */
+/* A row taken out of a cycle: its values as the change leaves them. */
 struct moved_row {
-	struct fast_table *t;
-	sqlite3_value **v; /* t->n_cols */
+	size_t table; /* in s->fast.t */
+	int n;
+	sqlite3_value **v; /* n */
 };
 
 static void
 moved_free(struct moved_row *m, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		for (int c = 0; m[i].v && c < m[i].t->n_cols; c++)
+		for (int c = 0; m[i].v && c < m[i].n; c++)
 			sqlite3_value_free(m[i].v[c]);
 		free(m[i].v);
 	}
@@ -2256,7 +2275,8 @@ fast_take_out(struct store *s, sqlite3_changeset_iter *it, struct moved_row *m)
 			sqlite3_str_appendf(
 			    str, "%s\"%w\" IS ?%d", k++ ? " AND " : " WHERE ", t->cols[i], i + 1);
 	sql = sqlite3_str_finish(str);
-	m->t = t;
+	m->table = (size_t)(t - s->fast.t);
+	m->n = n;
 	m->v = calloc((size_t)n, sizeof(*m->v));
 	if (!sql || !m->v || sqlite3_prepare_v2(s->a.db, sql, -1, &st, NULL) != SQLITE_OK)
 		goto out;
@@ -2328,11 +2348,16 @@ fast_cycle(struct store *s, const struct store_part *p, int **retry, size_t *n_r
 	if (sqlite3changeset_finalize(it) != SQLITE_OK || next < *n_retry)
 		ok = false;
 	for (size_t i = 0; ok && i < n_moved; i++) {
-		struct fast_table *t = moved[i].t;
+		struct fast_table *t = &s->fast.t[moved[i].table];
 
-		for (int c = 0; ok && c < t->n_cols; c++)
+		for (int c = 0; ok && c < moved[i].n; c++)
 			ok = sqlite3_bind_value(t->ins, c + 1, moved[i].v[c]) == SQLITE_OK;
-		ok = step_once(t->ins) == SQLITE_DONE && ok;
+		if (!ok) {
+			(void)sqlite3_clear_bindings(t->ins);
+			break;
+		}
+		/* One row in: an ON CONFLICT IGNORE would otherwise drop it silently. */
+		ok = step_once(t->ins) == SQLITE_DONE && sqlite3_changes(s->a.db) == 1;
 	}
 	moved_free(moved, n_moved);
 	*n_retry = n_left;
@@ -2389,8 +2414,9 @@ apply_fast(struct store *s, const struct store_part *p)
 	}
 	free(retry);
 	if (!ok) {
-		/* The error that stopped it, before the savepoint's own. */
-		(void)snprintf(why, sizeof(why), "%s", sqlite3_errmsg(s->a.db));
+		/* The error that stopped it (if any), before the savepoint's own. */
+		if (sqlite3_errcode(s->a.db) != SQLITE_OK)
+			(void)snprintf(why, sizeof(why), "%s", sqlite3_errmsg(s->a.db));
 		(void)step_once(f->sp_rollback);
 	}
 	if (step_once(f->sp_release) != SQLITE_DONE || sqlite3_get_autocommit(s->a.db))
@@ -3066,6 +3092,7 @@ int
 store_replace(struct store *s, const char *new_path, const char *archive_dir, char **ret_archive)
 {
 	char *archive = NULL, keep[sizeof(s->errmsg)];
+	bool renamed = false;
 	int err, rc, old_fd;
 
 	s->errmsg[0] = '\0';
@@ -3081,7 +3108,8 @@ store_replace(struct store *s, const char *new_path, const char *archive_dir, ch
 	if (s->w.db)
 		(void)exec_internal(s, s->w.db, "PRAGMA wal_checkpoint(TRUNCATE)");
 	/* Keeps the old file's blocks until store_close_later frees them. */
-	old_fd = open(s->path, O_RDONLY | O_CLOEXEC);
+	old_fd = s->file_fd;
+	s->file_fd = -1;
 	cache_clear(s);
 	conn_close(&s->a);
 	conn_close(&s->w);
@@ -3104,6 +3132,7 @@ store_replace(struct store *s, const char *new_path, const char *archive_dir, ch
 			(void)unlink(archive);
 		goto reopen;
 	}
+	renamed = true;
 	/* A -wal of the old file would be replayed into the new one. */
 	if ((err = unlink_suffix(s, s->path, "-wal")) || (err = unlink_suffix(s, s->path, "-shm")))
 		goto reopen;
@@ -3113,7 +3142,15 @@ store_replace(struct store *s, const char *new_path, const char *archive_dir, ch
 	}
 
 reopen:
-	store_close_later(old_fd);
+	/*
+	 * The old file, gone from its name, is freed on a thread.  Still in
+	 * place, it is the one store_init locks again: closed now, or the
+	 * close would drop that lock.
+	 */
+	if (renamed)
+		store_close_later(old_fd);
+	else if (old_fd >= 0)
+		(void)close(old_fd);
 	memcpy(keep, s->errmsg, sizeof(keep));
 	rc = store_init(s, s->path);
 	if (rc) {

@@ -309,6 +309,14 @@ void store_checkpoint_finish(struct store *s);
 bool store_checkpoint_finishing(struct store *s);
 
 /*
+ * A read-only descriptor of the database file, owned by the store: read
+ * it (pread) but never close it.  The store's connections hold a lock on
+ * the file for the process, which closing any descriptor of the file
+ * would drop.  Valid until store_close or store_replace.
+ */
+int store_file_fd(const struct store *s);
+
+/*
  * Closes fd on a thread of its own.  The last close of a deleted file
  * frees its blocks, which for a database of a GiB takes a third of a
  * second: never on the event loop.  Closes at once if no thread starts.

@@ -1134,9 +1134,8 @@ stream_read(struct stream *s)
 			 * socket has more, a read() that would fail is saved.
 			 */
 			if (fill < IN_CHUNK && !SSL_has_pending(s->ssl)) {
-				if (!stream_deliver(s, fill))
-					return false;
-				return true;
+				s->read_wants_write = false;
+				return stream_deliver(s, fill);
 			}
 			if (fill < IN_CHUNK)
 				continue;

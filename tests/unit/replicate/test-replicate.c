@@ -31,7 +31,9 @@
 #include <unistd.h>
 
 #include <qb/qbloop.h>
+#include <sqlite3.h>
 
+#include "other-process.h"
 #include "replicate/replicate.h"
 #include "replicate/store.h"
 #include "replicate/stream.h"
@@ -930,6 +932,9 @@ test_snapshot(void **state)
 	assert_null(st.archive); /* an empty standby has nothing to keep */
 	assert_int_equal(st.snapshot_total, 0);
 	assert_same(&n1, &n2);
+	/* Neither the file sent nor the one put in its place is open to others. */
+	assert_int_equal(other_process(n1.db, "SELECT count(*) FROM t"), SQLITE_BUSY);
+	assert_int_equal(other_process(n2.db, "SELECT count(*) FROM t"), SQLITE_BUSY);
 	(void)p;
 	node_stop(&n2);
 	node_stop(&n1);
@@ -1432,7 +1437,7 @@ test_bad_frames(void **state)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_errors, test_teardown),
@@ -1456,5 +1461,7 @@ main(void)
 	(void)signal(SIGPIPE, SIG_IGN);
 	if (getenv("TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
+	if (argc == 4 && strcmp(argv[1], OTHER_PROCESS_FLAG) == 0)
+		return other_process_run(argv[2], argv[3]);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

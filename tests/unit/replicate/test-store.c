@@ -24,6 +24,7 @@
 
 #include <sqlite3.h>
 
+#include "other-process.h"
 #include "replicate/store.h"
 
 /* cmocka.h needs setjmp.h, stdarg.h and stddef.h before it. */
@@ -293,30 +294,39 @@ test_apply_fast_cycle(void **state)
 	store_frame_clear(&f);
 }
 
-/* Applies f on p's B with no file of this process growing past 4 KiB. */
+/*
+ * Applies f on p's B with no file of this process growing past 4 KiB:
+ * writes further fail (EFBIG, "disk I/O error" to SQLite) as on a failing
+ * disk.  SIGXFSZ is ignored meanwhile, and the limit and the signal's
+ * disposition are put back before anything is asserted.
+ */
 static int
-apply_disk_full(struct pair *p, const struct store_frame *f)
+apply_write_fails(struct pair *p, const struct store_frame *f)
 {
-	struct rlimit old, full;
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old_sa;
+	struct rlimit old, small;
 	int rc;
 
 	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-	full = old;
-	full.rlim_cur = 4096; /* the WAL's first frame ends past it */
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
+	small = old;
+	small.rlim_cur = 4096; /* the WAL's first frame ends past it */
+	assert_int_equal(sigaction(SIGXFSZ, &ign, &old_sa), 0);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
 	rc = store_apply(p->b, f);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(sigaction(SIGXFSZ, &old_sa, NULL), 0);
 	return rc;
 }
 
 /*
- * A standby out of disk (a file size limit its WAL meets) refuses a frame
- * and keeps nothing of it, whether the write fails at the commit (a small
- * frame) or while SQLite spills a big one before it; with room again the
+ * A standby whose writes fail (a file size limit its WAL meets) refuses a
+ * frame and keeps nothing of it, whether the write fails at the commit (a
+ * small frame) or while SQLite spills a big one before it (15 MB, more
+ * than SQLite's default page cache of 2 MB); once it can write again the
  * same frames apply.
  */
 static void
-test_apply_disk_full(void **state)
+test_apply_write_fails(void **state)
 {
 	struct pair *p = *state;
 	struct store_frame small, big;
@@ -330,9 +340,8 @@ test_apply_disk_full(void **state)
 	    &big);
 	store_position(p->b, &e0, &s0);
 	assert_int_equal(store_content_hash(p->b, &h0), 0);
-	(void)signal(SIGXFSZ, SIG_IGN);
 
-	assert_true(apply_disk_full(p, &small) < 0);
+	assert_true(apply_write_fails(p, &small) < 0);
 	assert_non_null(strstr(store_errmsg(p->b), "disk I/O error"));
 	store_position(p->b, &e, &q);
 	assert_true(e == e0 && q == s0);
@@ -342,7 +351,7 @@ test_apply_disk_full(void **state)
 
 	store_position(p->b, &e0, &s0);
 	assert_int_equal(store_content_hash(p->b, &h0), 0);
-	assert_true(apply_disk_full(p, &big) < 0);
+	assert_true(apply_write_fails(p, &big) < 0);
 	/* SQLite gave up the whole transaction while spilling. */
 	assert_string_equal(store_errmsg(p->b), "the apply transaction ended: disk I/O error");
 	store_position(p->b, &e, &q);
@@ -353,7 +362,6 @@ test_apply_disk_full(void **state)
 	assert_int_equal(store_content_hash(p->a, &ha), 0);
 	assert_int_equal(store_content_hash(p->b, &h), 0);
 	assert_true(h == ha);
-	(void)signal(SIGXFSZ, SIG_DFL);
 	store_frame_clear(&small);
 	store_frame_clear(&big);
 }
@@ -885,40 +893,6 @@ test_epoch_and_reopen(void **state)
 	assert_true(epoch == 5 && seq == 2);
 	assert_true(hash_of(p->a) == hash_of(p->b));
 	assert_true(store_schema_hash(p->a) == store_schema_hash(p->b));
-}
-
-/* Run as "test-store --other PATH SQL": what SQLite returns to sql on path. */
-static int
-other_main(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
-
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-	(void)sqlite3_close(db);
-	return rc & 0xff;
-}
-
-/*
- * What SQLite returns to another process running sql on path: a new
- * program, since a child forked from here would share this process's idea
- * of the file's locks.
- */
-static int
-other_process(const char *path, const char *sql)
-{
-	pid_t pid = fork();
-	int status;
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		execl("/proc/self/exe", "test-store", "--other", path, sql, (char *)NULL);
-		_exit(127);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	return WEXITSTATUS(status);
 }
 
 /*
@@ -2009,7 +1983,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_apply_fast, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_apply_fast_falls_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_apply_fast_cycle, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_apply_disk_full, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_apply_write_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_apply_fast_schema, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoints_steady, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint_hand_over, setup, teardown),
@@ -2041,7 +2015,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_statement_reuse, setup, teardown),
 	};
 
-	if (argc == 4 && strcmp(argv[1], "--other") == 0)
-		return other_main(argv[2], argv[3]);
+	if (argc == 4 && strcmp(argv[1], OTHER_PROCESS_FLAG) == 0)
+		return other_process_run(argv[2], argv[3]);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
