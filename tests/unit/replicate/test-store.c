@@ -210,6 +210,19 @@ test_apply_fast(void **state)
 	assert_int_equal(query_int(p->b, "SELECT count(*) FROM c WHERE x = 'z'"), 1);
 }
 
+/* B changes a row on its own (mine), then A runs sql: B refuses that frame as diverged. */
+static void
+refused_after_own_change(struct pair *p, const char *mine, const char *sql)
+{
+	struct store_frame f;
+
+	raw_exec(p->pb, mine);
+	exec_ok(p->a, sql, &f);
+	assert_int_equal(store_apply(p->b, &f), -ESTALE);
+	assert_non_null(strstr(store_errmsg(p->b), "diverged"));
+	store_frame_clear(&f);
+}
+
 /*
  * A chain of UNIQUE values moved along in one transaction applies in
  * either direction: a change that meets the constraint first is tried
@@ -221,7 +234,6 @@ static void
 test_apply_fast_falls_back(void **state)
 {
 	struct pair *p = *state;
-	struct store_frame f;
 	uint64_t fast, full, fast0, full0;
 
 	ship(p, "CREATE TABLE u(k INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE);"
@@ -237,12 +249,9 @@ test_apply_fast_falls_back(void **state)
 	assert_int_equal(query_int(p->b, "SELECT k FROM u WHERE v = 'c'"), 3);
 
 	/* A row B changed on its own: the fast path backs out, SQLite refuses. */
-	raw_exec(p->pb, "UPDATE u SET v = 'mine' WHERE k = 2");
-	exec_ok(p->a, "UPDATE u SET v = 'z' WHERE k = 2", &f);
-	assert_int_equal(store_apply(p->b, &f), -ESTALE);
-	assert_non_null(strstr(store_errmsg(p->b), "diverged"));
+	refused_after_own_change(
+	    p, "UPDATE u SET v = 'mine' WHERE k = 2", "UPDATE u SET v = 'z' WHERE k = 2");
 	assert_int_equal(query_int(p->b, "SELECT count(*) FROM u WHERE v = 'mine'"), 1);
-	store_frame_clear(&f);
 	counts_of(p->b, &fast, &full);
 	assert_int_equal(full - full0, 1);
 }
@@ -258,7 +267,6 @@ static void
 test_apply_fast_cycle(void **state)
 {
 	struct pair *p = *state;
-	struct store_frame f;
 	uint64_t fast, full, fast0, full0;
 
 	ship(p, "CREATE TABLE u(k INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE, w);"
@@ -283,15 +291,11 @@ test_apply_fast_cycle(void **state)
 	assert_int_equal(query_int(p->b, "SELECT k FROM u WHERE v = 'c'"), 4);
 
 	/* A row of a cycle that B changed on its own: refused, nothing applied. */
-	raw_exec(p->pb, "UPDATE u SET w = 'mine', v = 'm' WHERE k = 2");
-	exec_ok(p->a,
+	refused_after_own_change(p, "UPDATE u SET w = 'mine', v = 'm' WHERE k = 2",
 	    "UPDATE u SET v = 't' WHERE k = 1; UPDATE u SET v = 'a' WHERE k = 2;"
-	    "UPDATE u SET v = 'b' WHERE k = 1",
-	    &f);
-	assert_int_equal(store_apply(p->b, &f), -ESTALE);
+	    "UPDATE u SET v = 'b' WHERE k = 1");
 	assert_int_equal(query_int(p->b, "SELECT k FROM u WHERE v = 'a'"), 1);
 	assert_int_equal(query_int(p->b, "SELECT k FROM u WHERE v = 'm'"), 2);
-	store_frame_clear(&f);
 }
 
 /*
