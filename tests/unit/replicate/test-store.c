@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -1826,6 +1827,49 @@ diverge(struct pair *p, char *snap, size_t len, const char *name)
 	assert_int_equal(store_backup_file(p->pa, snap, NULL, NULL, err, sizeof(err)), 0);
 }
 
+/*
+ * A replace whose archive cannot be made (its name is taken: the archives
+ * of this second and the next two exist) changes nothing; the store,
+ * opened again on the same file, still keeps other processes out.
+ */
+static void
+test_replace_archive_taken(void **state)
+{
+	struct pair *p = *state;
+	char dir[256], snap[256], *archive = NULL;
+	uint64_t epoch, seq, e, q, hash;
+	time_t now = time(NULL);
+
+	ship(p, "CREATE TABLE t(k INTEGER PRIMARY KEY, v)");
+	ship(p, "INSERT INTO t VALUES (1, 'a')");
+	(void)snprintf(dir, sizeof(dir), "%s/taken%d", tmpdir, counter);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	diverge(p, snap, sizeof(snap), "snap");
+	for (time_t t = now; t < now + 3; t++) {
+		char name[320], stamp[32];
+		struct tm tm;
+		FILE *fp;
+
+		assert_non_null(gmtime_r(&t, &tm));
+		assert_true(strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm) > 0);
+		store_position(p->b, &epoch, NULL);
+		(void)snprintf(name, sizeof(name), "%s/diverged-%llu-%s.db", dir,
+		    (unsigned long long)epoch, stamp);
+		assert_non_null(fp = fopen(name, "w"));
+		assert_int_equal(fclose(fp), 0);
+	}
+	hash = hash_of(p->b);
+	store_position(p->b, &epoch, &seq);
+	assert_int_equal(store_replace(p->b, snap, dir, &archive), -EEXIST);
+	assert_null(archive);
+	assert_int_equal(access(snap, F_OK), 0);
+	assert_true(hash_of(p->b) == hash);
+	store_position(p->b, &e, &q);
+	assert_true(e == epoch && q == seq);
+	assert_int_equal(other_process(p->pb, "SELECT count(*) FROM t"), SQLITE_BUSY);
+	ship(p, "INSERT INTO t VALUES (2, 'b')");
+}
+
 static void
 test_replace(void **state)
 {
@@ -2034,6 +2078,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_epoch_history, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_replace_archive_taken, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_statement_reuse, setup, teardown),
 	};
 
