@@ -2054,6 +2054,26 @@ fast_table(struct store *s, const char *name)
 	return t;
 }
 
+/*
+ * Appends " WHERE c IS ?k AND ..." for each column the change at it has an
+ * old value of, column i bound at ?(offset + i + 1).
+ */
+static void
+append_old_match(
+    sqlite3_str *str, const struct fast_table *t, sqlite3_changeset_iter *it, int offset)
+{
+	sqlite3_value *v;
+	bool first = true;
+
+	for (int i = 0; i < t->n_cols; i++) {
+		if (sqlite3changeset_old(it, i, &v) != SQLITE_OK || !v)
+			continue;
+		sqlite3_str_appendf(str, "%s\"%w\" IS ?%d", first ? " WHERE " : " AND ", t->cols[i],
+		    offset + i + 1);
+		first = false;
+	}
+}
+
 /* The UPDATE of t that sets the columns with a new value in it, kept by its text. */
 static sqlite3_stmt *
 fast_update(struct store *s, struct fast_table *t, sqlite3_changeset_iter *it)
@@ -2074,14 +2094,7 @@ fast_update(struct store *s, struct fast_table *t, sqlite3_changeset_iter *it)
 	}
 	if (first) /* nothing set: the row must still be there */
 		sqlite3_str_appendf(str, "\"%w\" = \"%w\"", t->cols[0], t->cols[0]);
-	first = true;
-	for (int i = 0; i < t->n_cols; i++) {
-		if (sqlite3changeset_old(it, i, &v) != SQLITE_OK || !v)
-			continue;
-		sqlite3_str_appendf(str, "%s\"%w\" IS ?%d", first ? " WHERE " : " AND ", t->cols[i],
-		    t->n_cols + i + 1);
-		first = false;
-	}
+	append_old_match(str, t, it, t->n_cols);
 	sql = sqlite3_str_finish(str);
 	if (!sql)
 		return NULL;
@@ -2258,7 +2271,7 @@ fast_take_out(struct store *s, sqlite3_changeset_iter *it, struct moved_row *m)
 	sqlite3_value *v;
 	const char *name;
 	char *sql;
-	int n, op, indirect, k = 0;
+	int n, op, indirect;
 	bool ok = false;
 
 	if (sqlite3changeset_op(it, &name, &n, &op, &indirect) != SQLITE_OK ||
@@ -2270,10 +2283,7 @@ fast_take_out(struct store *s, sqlite3_changeset_iter *it, struct moved_row *m)
 	for (int i = 0; i < n; i++)
 		sqlite3_str_appendf(str, "%s\"%w\"", i ? ", " : "", t->cols[i]);
 	sqlite3_str_appendf(str, " FROM main.\"%w\"", t->name);
-	for (int i = 0; i < n; i++)
-		if (sqlite3changeset_old(it, i, &v) == SQLITE_OK && v)
-			sqlite3_str_appendf(
-			    str, "%s\"%w\" IS ?%d", k++ ? " AND " : " WHERE ", t->cols[i], i + 1);
+	append_old_match(str, t, it, 0);
 	sql = sqlite3_str_finish(str);
 	m->table = (size_t)(t - s->fast.t);
 	m->n = n;
@@ -2286,30 +2296,19 @@ fast_take_out(struct store *s, sqlite3_changeset_iter *it, struct moved_row *m)
 			goto out;
 	if (sqlite3_step(st) != SQLITE_ROW)
 		goto out;
+	/* Deleted as it is now, kept with the change's new values. */
 	for (int i = 0; i < n; i++) {
+		if (sqlite3_bind_value(t->del, i + 1, sqlite3_column_value(st, i)) != SQLITE_OK)
+			goto out;
 		if (sqlite3changeset_new(it, i, &v) != SQLITE_OK || !v)
 			v = sqlite3_column_value(st, i);
 		if (!(m->v[i] = sqlite3_value_dup(v)))
 			goto out;
 	}
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto out;
-	(void)sqlite3_finalize(st);
-	st = NULL;
-	/* Deleted as it is now: the old values where the change has them. */
-	for (int i = 0; i < n; i++) {
-		if (sqlite3changeset_new(it, i, &v) == SQLITE_OK && v)
-			(void)sqlite3changeset_old(it, i, &v);
-		else
-			v = m->v[i];
-		if (sqlite3_bind_value(t->del, i + 1, v) != SQLITE_OK) {
-			(void)sqlite3_reset(t->del);
-			(void)sqlite3_clear_bindings(t->del);
-			goto out;
-		}
-	}
-	ok = step_once(t->del) == SQLITE_DONE && sqlite3_changes(s->a.db) == 1;
+	ok = sqlite3_step(st) == SQLITE_DONE && step_once(t->del) == SQLITE_DONE &&
+	     sqlite3_changes(s->a.db) == 1;
 out:
+	(void)sqlite3_clear_bindings(t->del);
 	(void)sqlite3_finalize(st);
 	sqlite3_free(sql);
 	return ok;
