@@ -2126,26 +2126,42 @@ enum fast_result {
 };
 
 /*
- * Binds to st the values of the change (new ones at ?1.., old ones after
- * them) and runs it: done if it did exactly what the change says, one row
- * inserted, or one row with every old value the change holds updated or
- * deleted.
+ * Binds to st the values of the change at it: its new ones at ?1.., its
+ * old ones after them (at ?1.. without new ones).  False, with st's
+ * bindings cleared, if one cannot be bound.
+ */
+static bool
+bind_change(const struct fast_table *t, sqlite3_changeset_iter *it, sqlite3_stmt *st, bool use_new,
+    bool use_old)
+{
+	sqlite3_value *v;
+
+	for (int i = 0; i < t->n_cols; i++) {
+		if ((use_new && sqlite3changeset_new(it, i, &v) == SQLITE_OK && v &&
+		        sqlite3_bind_value(st, i + 1, v) != SQLITE_OK) ||
+		    (use_old && sqlite3changeset_old(it, i, &v) == SQLITE_OK && v &&
+		        sqlite3_bind_value(st, (use_new ? t->n_cols : 0) + i + 1, v) !=
+		            SQLITE_OK)) {
+			(void)sqlite3_clear_bindings(st);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Binds to st the values of the change (bind_change) and runs it: done
+ * if it did exactly what the change says, one row inserted, or one row
+ * with every old value the change holds updated or deleted.
  */
 static enum fast_result
 fast_run(struct store *s, struct fast_table *t, sqlite3_changeset_iter *it, sqlite3_stmt *st,
     bool use_new, bool use_old)
 {
-	sqlite3_value *v;
 	int rc;
 
-	for (int i = 0; i < t->n_cols; i++) {
-		if (use_new && sqlite3changeset_new(it, i, &v) == SQLITE_OK && v &&
-		    sqlite3_bind_value(st, i + 1, v) != SQLITE_OK)
-			break;
-		if (use_old && sqlite3changeset_old(it, i, &v) == SQLITE_OK && v &&
-		    sqlite3_bind_value(st, (use_new ? t->n_cols : 0) + i + 1, v) != SQLITE_OK)
-			break;
-	}
+	if (!bind_change(t, it, st, use_new, use_old))
+		return FAST_NO;
 	rc = step_once(st);
 	if (rc == SQLITE_DONE)
 		return sqlite3_changes(s->a.db) == 1 ? FAST_DONE : FAST_NO;
@@ -2288,13 +2304,8 @@ fast_take_out(struct store *s, sqlite3_changeset_iter *it, struct moved_row *m)
 	m->table = (size_t)(t - s->fast.t);
 	m->n = n;
 	m->v = calloc((size_t)n, sizeof(*m->v));
-	if (!sql || !m->v || sqlite3_prepare_v2(s->a.db, sql, -1, &st, NULL) != SQLITE_OK)
-		goto out;
-	for (int i = 0; i < n; i++)
-		if (sqlite3changeset_old(it, i, &v) == SQLITE_OK && v &&
-		    sqlite3_bind_value(st, i + 1, v) != SQLITE_OK)
-			goto out;
-	if (sqlite3_step(st) != SQLITE_ROW)
+	if (!sql || !m->v || sqlite3_prepare_v2(s->a.db, sql, -1, &st, NULL) != SQLITE_OK ||
+	    !bind_change(t, it, st, false, true) || sqlite3_step(st) != SQLITE_ROW)
 		goto out;
 	/* Deleted as it is now, kept with the change's new values. */
 	for (int i = 0; i < n; i++) {
