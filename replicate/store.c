@@ -782,6 +782,13 @@ store_checkpoint_hand_over(struct store *s)
 	s->ckpt.hand_over = true;
 }
 
+/* The tail is due and the thread free to copy it; with k->mu held. */
+static bool
+tail_due(const struct checkpointer *k)
+{
+	return k->due && !k->finishing && !k->paused && !k->busy && !k->pending;
+}
+
 bool
 store_checkpoint_due(struct store *s)
 {
@@ -789,7 +796,7 @@ store_checkpoint_due(struct store *s)
 	bool due;
 
 	(void)pthread_mutex_lock(&k->mu);
-	due = k->due && !k->finishing && !k->paused && !k->busy && !k->pending;
+	due = tail_due(k);
 	(void)pthread_mutex_unlock(&k->mu);
 	return due;
 }
@@ -800,7 +807,7 @@ store_checkpoint_finish(struct store *s)
 	struct checkpointer *k = &s->ckpt;
 
 	(void)pthread_mutex_lock(&k->mu);
-	if (k->due && !k->finishing && !k->paused && !k->busy && !k->pending) {
+	if (tail_due(k)) {
 		k->due = false;
 		k->finishing = k->pending = true;
 		(void)pthread_cond_signal(&k->cv);
