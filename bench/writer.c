@@ -11,7 +11,8 @@
  * CLOCK_MONOTONIC. The threads start together behind a barrier; at the
  * end the latencies of all threads are merged and sorted, and one line
  * (or with --json one JSON object) gives the commits per second over the
- * wall time of the run and the p50/p99 commit latency. Keys never collide
+ * wall time of the run, the p50/p99 commit latency and the process's own
+ * CPU time (user and system) over the run. Keys never collide
  * between threads: commit j of thread i writes key start + j * N + i.
  *
  * With --probe-ms MS it is instead a probe of tandemd's event loop: one
@@ -37,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,6 +109,13 @@ now_ns(void)
 
 	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+}
+
+/* a - b, in µs. */
+static double
+tv_diff_us(const struct timeval *a, const struct timeval *b)
+{
+	return (double)(a->tv_sec - b->tv_sec) * 1e6 + (double)(a->tv_usec - b->tv_usec);
 }
 
 static int
@@ -357,8 +366,9 @@ run_writers(void)
 	uint64_t commits = 0, errors = 0, retries = 0;
 	const char *first_error = NULL;
 	bool fatal = false;
+	struct rusage ru0, ru1;
 	int64_t t0, t1;
-	double secs, p50, p99;
+	double secs, p50, p99, user_us, sys_us;
 	unsigned int i, started = 0;
 	int rc = 0;
 
@@ -377,6 +387,7 @@ run_writers(void)
 		started++;
 	}
 	/* Every thread is connected and waits: start the clock. */
+	(void)getrusage(RUSAGE_SELF, &ru0);
 	t0 = now_ns();
 	if (opt.seconds > 0)
 		deadline_ns = t0 + (int64_t)(opt.seconds * (double)NSEC_PER_SEC);
@@ -385,6 +396,9 @@ run_writers(void)
 	for (i = 0; i < started; i++)
 		(void)pthread_join(w[i].thread, NULL);
 	t1 = now_ns();
+	(void)getrusage(RUSAGE_SELF, &ru1);
+	user_us = tv_diff_us(&ru1.ru_utime, &ru0.ru_utime);
+	sys_us = tv_diff_us(&ru1.ru_stime, &ru0.ru_stime);
 
 	for (i = 0; i < opt.writers; i++) {
 		size_t k;
@@ -409,15 +423,16 @@ run_writers(void)
 		printf("{\"mode\": \"%s\", \"writers\": %u, \"commits\": %" PRIu64
 		       ", \"seconds\": %.3f, \"commits_per_s\": %.1f, \"p50_us\": %.1f, "
 		       "\"p99_us\": %.1f, \"max_us\": %.1f, \"errors\": %" PRIu64
-		       ", \"busy_retries\": %" PRIu64 "}\n",
+		       ", \"busy_retries\": %" PRIu64
+		       ", \"cpu_user_us\": %.0f, \"cpu_sys_us\": %.0f}\n",
 		    opt.local != NULL ? "local" : "tandem", opt.writers, commits, secs,
 		    secs > 0 ? (double)commits / secs : 0, p50, p99,
-		    percentile_us(all.v, all.n, 100), errors, retries);
+		    percentile_us(all.v, all.n, 100), errors, retries, user_us, sys_us);
 	else
 		printf("writers=%u commits=%" PRIu64 " seconds=%.3f commits_per_s=%.1f p50_us=%.1f "
-		       "p99_us=%.1f errors=%" PRIu64 "\n",
+		       "p99_us=%.1f errors=%" PRIu64 " cpu_user_us=%.0f cpu_sys_us=%.0f\n",
 		    opt.writers, commits, secs, secs > 0 ? (double)commits / secs : 0, p50, p99,
-		    errors);
+		    errors, user_us, sys_us);
 	if (first_error != NULL)
 		fprintf(
 		    stderr, "writer: %" PRIu64 " error(s), the first: %s\n", errors, first_error);
@@ -532,7 +547,8 @@ usage(FILE *f)
 	    "  --ready-file F  create F once connected (probe) or when the writers start\n"
 	    "  --json          print one JSON object\n"
 	    "  --probe-ms MS   probe tandemd's loop: SELECT 1 every MS ms, report latency\n"
-	    "prints: writers commits seconds commits_per_s p50_us p99_us errors\n");
+	    "prints: writers commits seconds commits_per_s p50_us p99_us errors\n"
+	    "        cpu_user_us cpu_sys_us (this process's CPU time during the run)\n");
 }
 
 static int
