@@ -148,6 +148,9 @@ struct cached_stmt {
 #define CKPT_TAIL 256
 #define CKPT_MAX (2 * CKPT_PAGES)
 #define WAL_SIZE_LIMIT "67108864" /* bytes */
+/* The WAL file: its header, then frames of a header and a page each. */
+#define WAL_HEADER_BYTES 32u
+#define WAL_FRAME_HEADER_BYTES 24u
 
 struct checkpointer {
 	pthread_mutex_t mu;
@@ -203,6 +206,9 @@ struct store {
 	 * the store's connections hold on it for the process.
 	 */
 	int file_fd;
+	/* The WAL as the last commit on our connections left it (wal_hook), and the page size. */
+	int wal_frames;
+	int page_size;
 	struct checkpointer ckpt;
 	struct conn w; /* writer: store_exec, store_query, hashes, archive */
 	struct cached_stmt cache[STMT_CACHE];
@@ -827,6 +833,29 @@ store_checkpoint_finishing(struct store *s)
 	return finishing;
 }
 
+uint64_t
+store_wal_bytes(const struct store *s)
+{
+	if (s->wal_frames <= 0)
+		return 0;
+	return WAL_HEADER_BYTES +
+	       (uint64_t)s->wal_frames * (uint64_t)(s->page_size + WAL_FRAME_HEADER_BYTES);
+}
+
+bool
+store_checkpoint_behind(struct store *s)
+{
+	struct checkpointer *k = &s->ckpt;
+	bool behind;
+
+	if (s->wal_frames <= CKPT_MAX)
+		return false;
+	(void)pthread_mutex_lock(&k->mu);
+	behind = k->busy || k->pending;
+	(void)pthread_mutex_unlock(&k->mu);
+	return behind;
+}
+
 void
 store_checkpoints_pause(struct store *s, bool pause)
 {
@@ -890,6 +919,7 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 	bool idle, tail;
 
 	(void)name;
+	s->wal_frames = pages;
 	if (pages < CKPT_PAGES) {
 		if (k->chasing) {
 			/* The WAL started over: what was copied is no longer in it. */
@@ -985,6 +1015,15 @@ store_init(struct store *s, const char *path)
 		return err;
 	if ((err = conn_prepare(s, &s->w, true)))
 		return err;
+	{
+		sqlite3_stmt *st;
+
+		if ((err = prepare(s, s->w.db, "PRAGMA page_size", &st)))
+			return err;
+		s->page_size = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+		(void)sqlite3_finalize(st);
+	}
+	s->wal_frames = 0;
 
 	if ((err = conn_open(s, &s->a, path, false)))
 		return err;

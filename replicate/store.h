@@ -286,6 +286,20 @@ int store_replace(
 void store_checkpoints_pause(struct store *s, bool pause);
 
 /*
+ * The bytes of the WAL file as the last commit on the store's connections
+ * left it (0 before the first and once the WAL started over): while
+ * checkpoints are paused, how much it grew.  From the store's thread.
+ */
+uint64_t store_wal_bytes(const struct store *s);
+
+/*
+ * Whether the checkpointer is still copying a WAL longer than it lets one
+ * grow under steady commits: store_checkpoint_full would now copy the
+ * rest while commits wait.  From the store's thread.
+ */
+bool store_checkpoint_behind(struct store *s);
+
+/*
  * Copies the whole WAL into the database file, from a connection of its
  * own (any thread; waits for a running checkpoint of the store's).  With
  * no write in progress and checkpoints paused, the file alone is then

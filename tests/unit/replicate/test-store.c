@@ -1590,6 +1590,53 @@ test_checkpoint_full_and_pause(void **state)
 }
 
 /*
+ * store_wal_bytes follows the WAL file while checkpoints wait, and
+ * store_checkpoint_behind says a fold would now copy a long WAL: while
+ * checkpoints are paused past CKPT_MAX frames (the checkpointer was asked
+ * and waits), and no longer once it caught up after the pause.
+ */
+static void
+test_wal_bytes_and_behind(void **state)
+{
+	struct pair *p = *state;
+	struct store_frame f;
+	char wal[272];
+	bool behind = true;
+
+	(void)snprintf(wal, sizeof(wal), "%s-wal", p->pa);
+	assert_int_equal(store_wal_bytes(p->a), 0); /* no commit through the store yet */
+	exec_ok(p->a, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)", &f);
+	store_frame_clear(&f);
+	assert_int_equal(store_wal_bytes(p->a), file_size(wal));
+	assert_false(store_checkpoint_behind(p->a));
+
+	store_checkpoints_pause(p->a, true);
+	/* 600 transactions of 4 pages and more: past CKPT_MAX (2 000 frames). */
+	for (int i = 0; i < 600; i++) {
+		exec_ok(p->a, "INSERT INTO t(v) VALUES (randomblob(16000))", &f);
+		store_frame_clear(&f);
+		if (i % 100 == 0)
+			assert_int_equal(store_wal_bytes(p->a), file_size(wal));
+	}
+	assert_int_equal(store_wal_bytes(p->a), file_size(wal));
+	assert_true(store_wal_bytes(p->a) > 2400 * 4096);
+	assert_true(store_checkpoint_behind(p->a));
+
+	store_checkpoints_pause(p->a, false);
+	for (int i = 0; i < 1000 && behind; i++) {
+		behind = store_checkpoint_behind(p->a);
+		if (behind)
+			(void)usleep(10000);
+	}
+	assert_false(behind);
+	/* The WAL still holds its frames until the next commit starts it over. */
+	assert_true(store_wal_bytes(p->a) > 2400 * 4096);
+	exec_ok(p->a, "INSERT INTO t(v) VALUES (1)", &f);
+	store_frame_clear(&f);
+	assert_true(store_wal_bytes(p->a) < 100 * 4096);
+}
+
+/*
  * A reader still on an older snapshot keeps the WAL from being folded
  * in: the full checkpoint fails with a clear message (after the busy
  * timeout), and the store goes on as before.
@@ -2055,6 +2102,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_checkpoint_hand_over, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint_hand_over_reader, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint_full_and_pause, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wal_bytes_and_behind, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint_full_blocked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_multi_statement, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_empty_transaction, setup, teardown),
