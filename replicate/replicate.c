@@ -68,6 +68,9 @@
 #include "replicate/wire.h"
 
 #define DEFAULT_BACKLOG (64u << 20)
+#define DEFAULT_SNAPSHOT_WAL (1024ull << 20)
+/* How often a snapshot waiting for the checkpointer to catch up looks again. */
+#define SNAP_WAIT_NS (100 * 1000 * 1000)
 #define DEFAULT_RECONNECT_MS 200u
 #define DEFAULT_TIMEOUT_MS 10000u
 /* While a snapshot is under way the backlog may grow to this before it starts over. */
@@ -249,6 +252,9 @@ struct replicate {
 
 	bool reconnect_on, timeout_on;
 	qb_loop_timer_handle reconnect_timer, timeout_timer;
+	/* A snapshot waits for the checkpointer to catch up (snapshot_start). */
+	bool snap_wait;
+	qb_loop_timer_handle snap_wait_timer;
 	bool pump_job, input_job, event_job;
 	qb_loop_timer_handle commit_timer, pump_timer, input_timer, event_timer;
 	/* Commits and input held while the checkpointer copies the WAL's tail. */
@@ -1127,6 +1133,19 @@ snap_release(struct replicate *r)
 }
 
 static void
+snap_wait_run(void *data)
+{
+	struct replicate *r = data;
+
+	r->snap_wait = false;
+	if (r->down != NULL && !r->down->closing && r->down->phase == PHASE_SNAP_MAKE &&
+	    r->make == NULL)
+		snapshot_start(r->down);
+}
+
+TIMED_STEP(snap_wait, "snapshot wait")
+
+static void
 snapshot_start(struct conn *c)
 {
 	struct replicate *r = c->r;
@@ -1139,6 +1158,18 @@ snapshot_start(struct conn *c)
 	notify(r);
 	if (r->make != NULL)
 		return; /* make_done will start another or use it */
+	/*
+	 * Commits wait while the WAL is folded into the file: after a WAL
+	 * grew long (a snapshot given up), first let the checkpointer copy
+	 * it without holding them.
+	 */
+	if (store_checkpoint_behind(r->store)) {
+		if (!r->snap_wait && qb_loop_timer_add(r->loop, QB_LOOP_LOW, SNAP_WAIT_NS, r,
+		                         snap_wait, &r->snap_wait_timer) == 0)
+			r->snap_wait = true;
+		if (r->snap_wait)
+			return;
+	}
 	w = work_start(r, WORK_MAKE, c->id, r->cfg.db_path);
 	if (w != NULL) {
 		/* No commit until the worker is done: the position is this one. */
@@ -1218,6 +1249,35 @@ pump_job_run(void *data)
 }
 
 TIMED_STEP(pump_job, "sending")
+
+/*
+ * While a snapshot is sent, checkpoints wait and the WAL only grows: past
+ * cfg.snapshot_wal_bytes the snapshot is given up, so that a standby
+ * behind a slow link never fills the active's disk.  Checkpoints go on,
+ * and the standby, reconnecting, gets a new snapshot once they caught up.
+ */
+static void
+snap_wal_check(struct replicate *r)
+{
+	struct conn *c = r->down;
+	uint64_t wal;
+
+	if (c == NULL || c->closing || c->phase != PHASE_SNAP_SEND)
+		return;
+	wal = store_wal_bytes(r->store);
+	if (wal <= r->cfg.snapshot_wal_bytes)
+		return;
+	qb_log(LOG_WARNING,
+	    "replicate: snapshot for %s given up at %" PRIu64 " of %" PRIu64
+	    " bytes: the write-ahead log grew to %" PRIu64 " MiB while it was sent"
+	    " ([replication] snapshot_wal = %" PRIu64 "); a new one follows",
+	    stream_peer(c->s) ? stream_peer(c->s) : "the standby", c->snap_off, c->snap_size,
+	    wal >> 20, (uint64_t)(r->cfg.snapshot_wal_bytes >> 20));
+	conn_close(c, WIRE_ERR_SNAPSHOT,
+	    "snapshot given up: the active's write-ahead log grew past %" PRIu64
+	    " MiB while it was sent; raise [replication] snapshot_wal if its disk has room",
+	    (uint64_t)(r->cfg.snapshot_wal_bytes >> 20));
+}
 
 static void
 pump_later(struct replicate *r)
@@ -2078,6 +2138,7 @@ commit_job_run(void *data)
 				c->next_seq = frame.seq + 1;
 			}
 			backlog_add(r, frame.epoch, frame.seq, eb.p, eb.len);
+			snap_wal_check(r);
 		} else {
 			/* The standby cannot get this frame from the stream: it will resync. */
 			free(eb.p);
@@ -2173,6 +2234,8 @@ replicate_new(qb_loop_t *loop, const struct replicate_config *cfg, replicate_eve
 	r->cfg.listen_addr = dup_or_null(cfg->listen_addr);
 	if (r->cfg.backlog_bytes == 0)
 		r->cfg.backlog_bytes = DEFAULT_BACKLOG;
+	if (r->cfg.snapshot_wal_bytes == 0)
+		r->cfg.snapshot_wal_bytes = DEFAULT_SNAPSHOT_WAL;
 	if (r->cfg.reconnect_ms == 0)
 		r->cfg.reconnect_ms = DEFAULT_RECONNECT_MS;
 	if (r->cfg.timeout_ms == 0)
@@ -2273,6 +2336,7 @@ replicate_free(struct replicate *r)
 	undefer(r, &r->input_job, &r->input_timer);
 	undefer(r, &r->event_job, &r->event_timer);
 	undefer(r, &r->ckpt_on, &r->ckpt_timer);
+	undefer(r, &r->snap_wait, &r->snap_wait_timer);
 	r->on_event = NULL;
 	waiting_answer(r, UINT64_MAX, -ECONNABORTED);
 	while ((q = r->queue) != NULL) {

@@ -89,6 +89,12 @@ struct replicate_config {
 	uint32_t incarnation;
 	/* Bytes of recent frames the active keeps for catching up a standby; 0 means 64 MiB. */
 	size_t backlog_bytes;
+	/*
+	 * The most the active's WAL may grow while a snapshot is sent (its
+	 * checkpoints wait meanwhile); past it the snapshot is given up and
+	 * another follows.  0 means 1 GiB.
+	 */
+	uint64_t snapshot_wal_bytes;
 	/* A standby retries a failed connection after this long; 0 means 200 ms. */
 	unsigned int reconnect_ms;
 	/* A standby that cannot reach the active peer for this long is out of sync; 0 means 10 s.

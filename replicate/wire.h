@@ -61,6 +61,7 @@ enum wire_error_code {
 	WIRE_ERR_SEQ = 4,      /* gap in the sequence */
 	WIRE_ERR_SCHEMA = 5,   /* schema hash mismatch */
 	WIRE_ERR_APPLY = 6,    /* the standby could not apply a frame */
+	WIRE_ERR_SNAPSHOT = 7, /* the active gave a snapshot up; another follows */
 };
 
 /* First frame each side sends: who it is and where its data stands. */

@@ -940,6 +940,88 @@ test_snapshot(void **state)
 	node_stop(&n1);
 }
 
+static struct answer big[128];
+static unsigned int snapshots_seen;
+static char active_error[256], standby_error[256];
+
+/*
+ * Counts the snapshots the standby starts receiving; during the first,
+ * writes on the active more than its WAL may grow while it is sent
+ * (each row a 16 KiB blob, all of them one frame); when that link goes,
+ * keeps both nodes' last errors.
+ */
+static void
+write_big_during_snapshot(struct node *n, enum replicate_link link)
+{
+	static enum replicate_link last;
+	struct replicate_status st;
+	char sql[128];
+
+	if (link == REPLICATE_LINK_SNAPSHOT && last != REPLICATE_LINK_SNAPSHOT)
+		snapshots_seen++;
+	if (link != REPLICATE_LINK_SNAPSHOT && last == REPLICATE_LINK_SNAPSHOT &&
+	    active_error[0] == '\0') {
+		replicate_status(n1.r, &st);
+		(void)snprintf(active_error, sizeof(active_error), "%s",
+		    st.last_error ? st.last_error : "(none)");
+		replicate_status(n->r, &st);
+		(void)snprintf(standby_error, sizeof(standby_error), "%s",
+		    st.last_error ? st.last_error : "(none)");
+	}
+	last = link;
+	if (link != REPLICATE_LINK_SNAPSHOT || big[0].check != NULL)
+		return;
+	for (int i = 0; i < 128; i++) {
+		big[i].check = &n1; /* marks the hook as run */
+		(void)snprintf(sql, sizeof(sql),
+		    "INSERT INTO t(id, v) VALUES (%d, randomblob(16384))", 100000 + i);
+		assert_int_equal(exec_async(&n1, sql, &big[i]), 0);
+	}
+}
+
+/*
+ * While a snapshot is sent the active's checkpoints wait and its WAL
+ * grows: past [replication] snapshot_wal the snapshot is given up (so a
+ * slow standby never fills the active's disk), the standby is told why,
+ * and the next one, with the WAL back under the limit, completes.
+ */
+static void
+test_snapshot_wal_limit(void **state)
+{
+	struct replicate_status st;
+	int rows = 8000;
+
+	test_begin();
+	node_init(&n1, "n1", "n1");
+	node_init(&n2, "n2", "n2");
+	n1.cfg.snapshot_wal_bytes = 1024 * 1024; /* the 128 blobs are 2 MiB */
+	prefill(n1.db, rows);
+	memset(big, 0, sizeof(big));
+	snapshots_seen = 0;
+	active_error[0] = standby_error[0] = '\0';
+	node_start(&n1);
+	node_start(&n2);
+	n2.hook = write_big_during_snapshot;
+	pair_up(&n1, &n2, 1);
+	for (int i = 0; i < 128; i++) {
+		assert_true(run_until(answered, &big[i], WAIT_MS));
+		assert_int_equal(big[i].rc, 0);
+	}
+	printf("# snapshots: %u; the active's error: %s; the standby's: %s\n", snapshots_seen,
+	    active_error, standby_error);
+	assert_int_equal(snapshots_seen, 2);
+	assert_non_null(strstr(active_error, "snapshot given up"));
+	assert_non_null(strstr(active_error, "snapshot_wal"));
+	assert_non_null(strstr(standby_error, "snapshot given up"));
+	assert_int_equal(count_rows(&n2, "t"), rows + 128);
+	assert_true(replicate_in_sync(n2.r));
+	replicate_status(n2.r, &st);
+	assert_null(st.archive);
+	assert_same(&n1, &n2);
+	node_stop(&n2);
+	node_stop(&n1);
+}
+
 static void
 test_snapshot_small_backlog(void **state)
 {
@@ -1446,6 +1528,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_teardown(test_group_commit, test_teardown),
 	    cmocka_unit_test_teardown(test_catchup, test_teardown),
 	    cmocka_unit_test_teardown(test_snapshot, test_teardown),
+	    cmocka_unit_test_teardown(test_snapshot_wal_limit, test_teardown),
 	    cmocka_unit_test_teardown(test_snapshot_small_backlog, test_teardown),
 	    cmocka_unit_test_teardown(test_diverged, test_teardown),
 	    cmocka_unit_test_teardown(test_other_ca_refused, test_teardown),
