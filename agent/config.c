@@ -82,6 +82,7 @@ enum key_id {
 	K_KEY,
 	K_REPL_TIMEOUT,
 	K_BACKLOG,
+	K_SNAPSHOT_WAL,
 	K_COUNT,
 };
 
@@ -113,6 +114,7 @@ static const struct key_def {
     [K_KEY] = {SEC_REPLICATION, "key"},
     [K_REPL_TIMEOUT] = {SEC_REPLICATION, "timeout"},
     [K_BACKLOG] = {SEC_REPLICATION, "backlog"},
+    [K_SNAPSHOT_WAL] = {SEC_REPLICATION, "snapshot_wal"},
 };
 
 static const struct {
@@ -131,6 +133,7 @@ static const struct {
 #define ANNOUNCE_COUNT_MAX 100
 #define RETRIES_MAX 100
 #define BACKLOG_MAX_MIB 4096
+#define SNAPSHOT_WAL_MAX_MIB (1024u * 1024u) /* 1 TiB */
 
 struct parse {
 	const char *path;
@@ -699,6 +702,8 @@ set_key(struct parse *p, enum key_id k, const char *value)
 		return set_duration(p, k, value, 1000, &c->repl_timeout_ms);
 	case K_BACKLOG:
 		return set_count(p, k, value, 1, BACKLOG_MAX_MIB, &c->repl_backlog_mib);
+	case K_SNAPSHOT_WAL:
+		return set_count(p, k, value, 1, SNAPSHOT_WAL_MAX_MIB, &c->repl_snapshot_wal_mib);
 	case K_COUNT:
 		break;
 	}
@@ -848,6 +853,7 @@ config_load(const char *path, struct config *ret, char *err, size_t errlen)
 	    .repl_port = 7405,
 	    .repl_timeout_ms = 10000,
 	    .repl_backlog_mib = 64,
+	    .repl_snapshot_wal_mib = 1024,
 	};
 	struct parse p = {.path = path, .c = &c};
 	int r;
@@ -971,6 +977,7 @@ config_print(const struct config *c, FILE *f)
 	print_string(f, "key", c->repl_key);
 	print_duration(f, "timeout", c->repl_timeout_ms);
 	fprintf(f, "backlog = %u\n", c->repl_backlog_mib);
+	fprintf(f, "snapshot_wal = %u\n", c->repl_snapshot_wal_mib);
 
 	for (i = 0; i < c->n_fence_nodes; i++) {
 		fprintf(f, "\n[fence:%s]\n", c->fence_nodes[i].node);

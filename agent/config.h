@@ -56,14 +56,15 @@ struct config {
 	unsigned int n_fence_nodes;
 
 	/* [replication] */
-	bool repl_async;               /* mode = async; default sync */
-	unsigned int repl_port;        /* default 7405 */
-	char *repl_listen;             /* numeric address; NULL: this node's ring0_addr */
-	char *repl_ca;                 /* default /etc/tandem/tls/ca.crt */
-	char *repl_cert;               /* default /etc/tandem/tls/node.crt */
-	char *repl_key;                /* default /etc/tandem/tls/node.key */
-	unsigned int repl_timeout_ms;  /* default 10s, >= 1s */
-	unsigned int repl_backlog_mib; /* default 64, 1..4096 */
+	bool repl_async;                    /* mode = async; default sync */
+	unsigned int repl_port;             /* default 7405 */
+	char *repl_listen;                  /* numeric address; NULL: this node's ring0_addr */
+	char *repl_ca;                      /* default /etc/tandem/tls/ca.crt */
+	char *repl_cert;                    /* default /etc/tandem/tls/node.crt */
+	char *repl_key;                     /* default /etc/tandem/tls/node.key */
+	unsigned int repl_timeout_ms;       /* default 10s, >= 1s */
+	unsigned int repl_backlog_mib;      /* default 64, 1..4096 */
+	unsigned int repl_snapshot_wal_mib; /* default 1024, 1..1048576 */
 };
 
 /*

@@ -843,6 +843,7 @@ repl_start(struct agent *a)
 	    .node_id = self->id,
 	    .incarnation = a->el.my_incarnation,
 	    .backlog_bytes = (size_t)a->cfg.repl_backlog_mib << 20,
+	    .snapshot_wal_bytes = (uint64_t)a->cfg.repl_snapshot_wal_mib << 20,
 	    .timeout_ms = a->cfg.repl_timeout_ms,
 	};
 	int r;

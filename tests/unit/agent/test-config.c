@@ -611,6 +611,7 @@ assert_config_equal(const struct config *a, const struct config *b)
 	assert_string_equal(a->repl_key, b->repl_key);
 	assert_int_equal(a->repl_timeout_ms, b->repl_timeout_ms);
 	assert_int_equal(a->repl_backlog_mib, b->repl_backlog_mib);
+	assert_int_equal(a->repl_snapshot_wal_mib, b->repl_snapshot_wal_mib);
 	assert_int_equal(a->n_fence_nodes, b->n_fence_nodes);
 	for (i = 0; i < a->n_fence_nodes; i++) {
 		assert_string_equal(a->fence_nodes[i].node, b->fence_nodes[i].node);
@@ -679,7 +680,7 @@ test_print(void **state)
 	    "heartbeat_interval = 100ms\nheartbeat_timeout = 600ms\n"
 	    "startup_grace = 10s\n\n[vip]\n",
 	    "lifetime = 6s\n", "retry_interval = 5s\ndelay = 50ms\n\n[replication]\nmode = sync\n",
-	    "backlog = 64\n\n[fence:n1]\n", NULL};
+	    "backlog = 64\nsnapshot_wal = 1024\n\n[fence:n1]\n", NULL};
 	static const char *const minimal_lines[] = {
 	    "agent = none\n", "lifetime = 30s\n", "timeout = 1m\n", NULL};
 	static const char *const units_lines[] = {"log_level = trace\n",
@@ -687,7 +688,7 @@ test_print(void **state)
 	    "announce_interval = 2m\n", "lifetime = 2m\n", "password =;odd\n", "ip = 2001:db8::1\n",
 	    "[fence:b]\n\n[fence:a]\nx = 1\n",
 	    "mode = async\nport = 17405\nlisten = 2001:db8::11\n", "ca = /etc/t/ca.crt\n",
-	    "timeout = 1500ms\nbacklog = 4096\n", NULL};
+	    "timeout = 1500ms\nbacklog = 4096\nsnapshot_wal = 1048576\n", NULL};
 
 	check_round_trip(lab_conf, lab_lines);
 	check_round_trip(minimal_conf, minimal_lines);
@@ -698,7 +699,7 @@ test_print(void **state)
 	    "announce_interval = 120s\nlifetime = 120s\n"
 	    "[fence]\nagent = fence_ipmilan\n"
 	    "[replication]\nmode = async\nport = 17405\nlisten = 2001:db8::11\n"
-	    "ca = /etc/t/ca.crt\ntimeout = 1500ms\nbacklog = 4096\n"
+	    "ca = /etc/t/ca.crt\ntimeout = 1500ms\nbacklog = 4096\nsnapshot_wal = 1048576\n"
 	    "[fence:c]\npassword =;odd\nip = 2001:db8::1\n[fence:b]\n[fence:a]\nx = 1\n",
 	    units_lines);
 }
