@@ -69,8 +69,10 @@
 
 #define DEFAULT_BACKLOG (64u << 20)
 #define DEFAULT_SNAPSHOT_WAL (1024ull << 20)
-/* How often a snapshot waiting for the checkpointer to catch up looks again. */
+/* How often a snapshot waiting for the checkpointer to catch up looks again, and how often at most.
+ */
 #define SNAP_WAIT_NS (100 * 1000 * 1000)
+#define SNAP_WAIT_MAX 50
 #define DEFAULT_RECONNECT_MS 200u
 #define DEFAULT_TIMEOUT_MS 10000u
 /* While a snapshot is under way the backlog may grow to this before it starts over. */
@@ -252,8 +254,10 @@ struct replicate {
 
 	bool reconnect_on, timeout_on;
 	qb_loop_timer_handle reconnect_timer, timeout_timer;
-	/* A snapshot waits for the checkpointer to catch up (snapshot_start). */
+	/* A snapshot waits for the checkpointer to catch up (snapshot_start), looked snap_waits
+	 * times. */
 	bool snap_wait;
+	unsigned int snap_waits;
 	qb_loop_timer_handle snap_wait_timer;
 	bool pump_job, input_job, event_job;
 	qb_loop_timer_handle commit_timer, pump_timer, input_timer, event_timer;
@@ -1138,8 +1142,8 @@ snap_wait_run(void *data)
 	struct replicate *r = data;
 
 	r->snap_wait = false;
-	if (r->down != NULL && !r->down->closing && r->down->phase == PHASE_SNAP_MAKE &&
-	    r->make == NULL)
+	if (r->active && r->down != NULL && !r->down->closing &&
+	    r->down->phase == PHASE_SNAP_MAKE && r->make == NULL)
 		snapshot_start(r->down);
 }
 
@@ -1161,15 +1165,20 @@ snapshot_start(struct conn *c)
 	/*
 	 * Commits wait while the WAL is folded into the file: after a WAL
 	 * grew long (a snapshot given up), first let the checkpointer copy
-	 * it without holding them.
+	 * it without holding them, for SNAP_WAIT_MAX looks at most.
 	 */
-	if (store_checkpoint_behind(r->store)) {
+	if (r->snap_waits < SNAP_WAIT_MAX && store_checkpoint_behind(r->store)) {
+		if (r->snap_waits == 0)
+			qb_log(LOG_DEBUG, "replicate: a snapshot waits for the checkpointer");
 		if (!r->snap_wait && qb_loop_timer_add(r->loop, QB_LOOP_LOW, SNAP_WAIT_NS, r,
-		                         snap_wait, &r->snap_wait_timer) == 0)
+		                         snap_wait, &r->snap_wait_timer) == 0) {
 			r->snap_wait = true;
+			r->snap_waits++;
+		}
 		if (r->snap_wait)
 			return;
 	}
+	r->snap_waits = 0;
 	w = work_start(r, WORK_MAKE, c->id, r->cfg.db_path);
 	if (w != NULL) {
 		/* No commit until the worker is done: the position is this one. */
@@ -1262,7 +1271,8 @@ snap_wal_check(struct replicate *r)
 	struct conn *c = r->down;
 	uint64_t wal;
 
-	if (c == NULL || c->closing || c->phase != PHASE_SNAP_SEND)
+	/* Once every chunk is read, only the socket still has to drain. */
+	if (c == NULL || c->closing || c->phase != PHASE_SNAP_SEND || c->snap_off >= c->snap_size)
 		return;
 	wal = store_wal_bytes(r->store);
 	if (wal <= r->cfg.snapshot_wal_bytes)
@@ -1277,6 +1287,8 @@ snap_wal_check(struct replicate *r)
 	    "snapshot given up: the active's write-ahead log grew past %" PRIu64
 	    " MiB while it was sent; raise [replication] snapshot_wal if its disk has room",
 	    (uint64_t)(r->cfg.snapshot_wal_bytes >> 20));
+	/* Checkpoints go on now, not once the socket has drained (a stalled peer: never). */
+	snap_send_end(c);
 }
 
 static void
@@ -2434,6 +2446,7 @@ replicate_deactivate(struct replicate *r)
 		return;
 	r->active = false;
 	r->alone = false;
+	undefer(r, &r->snap_wait, &r->snap_wait_timer);
 	if (r->down == NULL || r->down->closing || !r->down->hello_rcvd)
 		waiting_answer(r, UINT64_MAX, -ECONNABORTED);
 	notify(r);

@@ -846,14 +846,15 @@ bool
 store_checkpoint_behind(struct store *s)
 {
 	struct checkpointer *k = &s->ckpt;
-	bool behind;
+	int copied;
 
-	if (s->wal_frames <= CKPT_MAX)
+	/* Without the thread nobody copies it but the fold itself. */
+	if (s->wal_frames <= CKPT_MAX || !k->running)
 		return false;
 	(void)pthread_mutex_lock(&k->mu);
-	behind = k->busy || k->pending;
+	copied = k->done;
 	(void)pthread_mutex_unlock(&k->mu);
-	return behind;
+	return s->wal_frames - (copied <= s->wal_frames ? copied : s->wal_frames) > CKPT_MAX;
 }
 
 void

@@ -293,9 +293,10 @@ void store_checkpoints_pause(struct store *s, bool pause);
 uint64_t store_wal_bytes(const struct store *s);
 
 /*
- * Whether the checkpointer is still copying a WAL longer than it lets one
- * grow under steady commits: store_checkpoint_full would now copy the
- * rest while commits wait.  From the store's thread.
+ * Whether more of the WAL than the checkpointer lets pile up under steady
+ * commits is not yet in the database file, and the checkpointer thread
+ * runs to copy it (once checkpoints are not paused): store_checkpoint_full
+ * would now copy that much while commits wait.  From the store's thread.
  */
 bool store_checkpoint_behind(struct store *s);
 

@@ -1396,7 +1396,12 @@ test_checkpoints_steady(void **state)
 			most = b > most ? b : most;
 		}
 	}
-	if (most > 12 * 1024 * 1024)
+	/*
+	 * Near 8 MiB (CKPT_MAX) when the checkpointer gets a CPU; 13 to 16
+	 * MiB seen with four of these tests on two CPUs; 49 MiB and more when
+	 * the WAL is never cut.
+	 */
+	if (most > 24 * 1024 * 1024)
 		fail_msg("the WAL grew to %lld bytes", (long long)most);
 	assert_true(hash_of(p->a) == hash_of(p->b));
 }
@@ -1589,11 +1594,23 @@ test_checkpoint_full_and_pause(void **state)
 	assert_true(file_size(wal) <= 64 * 1024 * 1024);
 }
 
+/* The checkpointer is not behind (store_checkpoint_behind) within 10 s. */
+static bool
+wait_not_behind(struct store *s)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (!store_checkpoint_behind(s))
+			return true;
+		(void)usleep(10000);
+	}
+	return false;
+}
+
 /*
  * store_wal_bytes follows the WAL file while checkpoints wait, and
- * store_checkpoint_behind says a fold would now copy a long WAL: while
- * checkpoints are paused past CKPT_MAX frames (the checkpointer was asked
- * and waits), and no longer once it caught up after the pause.
+ * store_checkpoint_behind says a fold would now copy a long WAL: past
+ * CKPT_MAX frames not yet in the database file, as while checkpoints are
+ * paused, and no longer once the checkpointer caught up after the pause.
  */
 static void
 test_wal_bytes_and_behind(void **state)
@@ -1601,7 +1618,6 @@ test_wal_bytes_and_behind(void **state)
 	struct pair *p = *state;
 	struct store_frame f;
 	char wal[272];
-	bool behind = true;
 
 	(void)snprintf(wal, sizeof(wal), "%s-wal", p->pa);
 	assert_int_equal(store_wal_bytes(p->a), 0); /* no commit through the store yet */
@@ -1609,31 +1625,57 @@ test_wal_bytes_and_behind(void **state)
 	store_frame_clear(&f);
 	assert_int_equal(store_wal_bytes(p->a), file_size(wal));
 	assert_false(store_checkpoint_behind(p->a));
+	/* Past CKPT_PAGES: the checkpointer thread starts and copies. */
+	for (int i = 0; i < 300; i++) {
+		exec_ok(p->a, "INSERT INTO t(v) VALUES (randomblob(16000))", &f);
+		store_frame_clear(&f);
+	}
+	assert_true(wait_not_behind(p->a));
 
+	/* Whatever it copies now, 2 400 frames come after. */
 	store_checkpoints_pause(p->a, true);
 	/* 600 transactions of 4 pages and more: past CKPT_MAX (2 000 frames). */
 	for (int i = 0; i < 600; i++) {
 		exec_ok(p->a, "INSERT INTO t(v) VALUES (randomblob(16000))", &f);
 		store_frame_clear(&f);
-		if (i % 100 == 0)
-			assert_int_equal(store_wal_bytes(p->a), file_size(wal));
 	}
-	assert_int_equal(store_wal_bytes(p->a), file_size(wal));
 	assert_true(store_wal_bytes(p->a) > 2400 * 4096);
 	assert_true(store_checkpoint_behind(p->a));
 
 	store_checkpoints_pause(p->a, false);
-	for (int i = 0; i < 1000 && behind; i++) {
-		behind = store_checkpoint_behind(p->a);
-		if (behind)
-			(void)usleep(10000);
+	assert_true(wait_not_behind(p->a));
+	/* Then the WAL starts over at a commit. */
+	for (int i = 0; i < 100 && store_wal_bytes(p->a) > 100 * 4096; i++) {
+		(void)usleep(10000);
+		exec_ok(p->a, "INSERT INTO t(v) VALUES (1)", &f);
+		store_frame_clear(&f);
+		finish_if_due(p->a);
 	}
-	assert_false(behind);
-	/* The WAL still holds its frames until the next commit starts it over. */
-	assert_true(store_wal_bytes(p->a) > 2400 * 4096);
-	exec_ok(p->a, "INSERT INTO t(v) VALUES (1)", &f);
-	store_frame_clear(&f);
-	assert_true(store_wal_bytes(p->a) < 100 * 4096);
+	assert_true(store_wal_bytes(p->a) <= 100 * 4096);
+}
+
+/*
+ * store_wal_bytes is the size of the WAL file while it grows from empty,
+ * commit by commit.
+ */
+static void
+test_wal_bytes_file(void **state)
+{
+	struct pair *p = *state;
+	struct store_frame f;
+	char wal[272];
+
+	(void)snprintf(wal, sizeof(wal), "%s-wal", p->pa);
+	store_checkpoints_pause(p->a, true);
+	for (int i = 0; i < 50; i++) {
+		exec_ok(p->a,
+		    i == 0 ? "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)"
+		           : "INSERT INTO t(v) VALUES (randomblob(16000))",
+		    &f);
+		store_frame_clear(&f);
+		assert_int_equal(store_wal_bytes(p->a), file_size(wal));
+	}
+	store_checkpoints_pause(p->a, false);
 }
 
 /*
@@ -2103,6 +2145,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_checkpoint_hand_over_reader, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint_full_and_pause, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wal_bytes_and_behind, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wal_bytes_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpoint_full_blocked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_multi_statement, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_empty_transaction, setup, teardown),
