@@ -230,6 +230,28 @@ same_db()
 	[[ $a == "$b" ]]
 }
 
+# The default [replication] port: the active listens, the standby connects.
+REPL_PORT=7405
+
+# slow_link ON|OFF - shape the replication stream to n2 (at the switch)
+# to 4 Mbit/s, so that a snapshot of a few MB takes seconds; corosync's
+# packets pass unshaped.
+slow_link()
+{
+	local tc=(ip netns exec "${TANDEM_LAB_PREFIX}sw" tc)
+	if [[ $1 == on ]]; then
+		"${tc[@]}" qdisc add dev n2-p root handle 1: htb default 10 &&
+			"${tc[@]}" class add dev n2-p parent 1: classid 1:10 htb rate 10gbit \
+				quantum 1514 &&
+			"${tc[@]}" class add dev n2-p parent 1: classid 1:20 htb rate 4mbit \
+				quantum 1514 &&
+			"${tc[@]}" filter add dev n2-p parent 1: protocol ip u32 \
+				match ip protocol 6 0xff match ip sport "$REPL_PORT" 0xffff flowid 1:20
+	else
+		"${tc[@]}" qdisc del dev n2-p root
+	fi
+}
+
 # log_count NODE TEXT - how many lines of NODE's tandemd log have TEXT.
 log_count()
 {

@@ -17,7 +17,6 @@ LAB=$TANDEM_LAB_DIR
 CONF=$LAB/n2/etc-tandem/tandem.conf
 N1=192.0.2.11
 N2=192.0.2.12
-REPL_PORT=7405
 
 # log_line NODE START REST - a line of NODE's log has START and REST (the
 # peer's address is logged as ADDR:PORT, between the two).

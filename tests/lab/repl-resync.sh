@@ -12,9 +12,6 @@ set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lab_scenario repl-resync rr-
 
-# The default [replication] port: the active listens, the standby connects.
-REPL_PORT=7405
-
 # same_rows SQL [WANT] - the query gives the same rows on n1 and n2
 # (and WANT, when given).
 same_rows()
@@ -55,25 +52,6 @@ exec_fails()
 	err=$(tctl "$node" db exec "$@" 2>&1 >/dev/null) || rc=$?
 	echo "# $node db exec: exit $rc: $err" >&2
 	((rc == want)) && [[ $err == *"$text"* ]]
-}
-
-# slow_link ON|OFF - shape the replication stream to n2 (at the switch)
-# to 4 Mbit/s, so that a snapshot of a few MB takes seconds; corosync's
-# packets pass unshaped.
-slow_link()
-{
-	local tc=(ip netns exec "${TANDEM_LAB_PREFIX}sw" tc)
-	if [[ $1 == on ]]; then
-		"${tc[@]}" qdisc add dev n2-p root handle 1: htb default 10 &&
-			"${tc[@]}" class add dev n2-p parent 1: classid 1:10 htb rate 10gbit \
-				quantum 1514 &&
-			"${tc[@]}" class add dev n2-p parent 1: classid 1:20 htb rate 4mbit \
-				quantum 1514 &&
-			"${tc[@]}" filter add dev n2-p parent 1: protocol ip u32 \
-				match ip protocol 6 0xff match ip sport "$REPL_PORT" 0xffff flowid 1:20
-	else
-		"${tc[@]}" qdisc del dev n2-p root
-	fi
 }
 
 # Snapshots are logged at debug level.

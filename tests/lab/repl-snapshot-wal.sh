@@ -10,27 +10,7 @@ set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lab_scenario repl-snapshot-wal rw-
 
-REPL_PORT=7405
 GIVEN_UP="snapshot for n2 given up"
-
-# slow_link ON|OFF - shape the replication stream to n2 (at the switch)
-# to 4 Mbit/s: a snapshot of 6 MiB then takes about 12 s; corosync's
-# packets pass unshaped.
-slow_link()
-{
-	local tc=(ip netns exec "${TANDEM_LAB_PREFIX}sw" tc)
-	if [[ $1 == on ]]; then
-		"${tc[@]}" qdisc add dev n2-p root handle 1: htb default 10 &&
-			"${tc[@]}" class add dev n2-p parent 1: classid 1:10 htb rate 10gbit \
-				quantum 1514 &&
-			"${tc[@]}" class add dev n2-p parent 1: classid 1:20 htb rate 4mbit \
-				quantum 1514 &&
-			"${tc[@]}" filter add dev n2-p parent 1: protocol ip u32 \
-				match ip protocol 6 0xff match ip sport "$REPL_PORT" 0xffff flowid 1:20
-	else
-		"${tc[@]}" qdisc del dev n2-p root
-	fi
-}
 
 # write_mib NODE FROM N - N transactions on NODE, each of 16 rows of 64 KiB
 # (1 MiB), keys FROM*16+1 ...
