@@ -69,8 +69,7 @@
 
 #define DEFAULT_BACKLOG (64u << 20)
 #define DEFAULT_SNAPSHOT_WAL (1024ull << 20)
-/* How often a snapshot waiting for the checkpointer to catch up looks again, and how often at most.
- */
+/* A snapshot waiting for the checkpointer looks again this often, this many times at most. */
 #define SNAP_WAIT_NS (100 * 1000 * 1000)
 #define SNAP_WAIT_MAX 50
 #define DEFAULT_RECONNECT_MS 200u
@@ -254,8 +253,7 @@ struct replicate {
 
 	bool reconnect_on, timeout_on;
 	qb_loop_timer_handle reconnect_timer, timeout_timer;
-	/* A snapshot waits for the checkpointer to catch up (snapshot_start), looked snap_waits
-	 * times. */
+	/* A snapshot waits for the checkpointer (snapshot_start); it looked snap_waits times. */
 	bool snap_wait;
 	unsigned int snap_waits;
 	qb_loop_timer_handle snap_wait_timer;
